@@ -1,0 +1,93 @@
+"""Credentials at rest: Fernet tokens under the keys in FIELD_ENCRYPTION_KEYS.
+
+The first key encrypts; every key is tried to decrypt, so a key can be rotated in by
+putting the new one first and running `rotate_encryption_keys`. The keys are never
+derived from SECRET_KEY.
+"""
+
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+class CredentialDecryptionError(Exception):
+    """A stored credential that none of the configured keys decrypts."""
+
+
+def _keys() -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in settings.FIELD_ENCRYPTION_KEYS if k.strip())
+    if not keys:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is empty: set it to one or more Fernet keys "
+            "(make one with `manage.py generate_encryption_key`)."
+        )
+    return keys
+
+
+@cache
+def _fernets(keys: tuple[str, ...]) -> tuple[MultiFernet, Fernet]:
+    try:
+        fernets = [Fernet(key) for key in keys]
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+            "(32 url-safe base64-encoded bytes); make one with "
+            "`manage.py generate_encryption_key`."
+        ) from exc
+    return MultiFernet(fernets), fernets[0]
+
+
+def multi_fernet() -> MultiFernet:
+    return _fernets(_keys())[0]
+
+
+def primary_fernet() -> Fernet:
+    return _fernets(_keys())[1]
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def encrypt(plaintext: str) -> str:
+    """The token for `plaintext` under the first key ("" stays "")."""
+    if not plaintext:
+        return ""
+    return multi_fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str, *, record: str) -> str:
+    """The plaintext of `token`; `record` names the owner in the error if no key fits."""
+    if not token:
+        return ""
+    try:
+        return multi_fernet().decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError) as exc:
+        raise CredentialDecryptionError(
+            f"The stored password of {record} cannot be decrypted with any key in "
+            "FIELD_ENCRYPTION_KEYS; restore the key it was encrypted with, or set "
+            "the password again."
+        ) from exc
+
+
+def is_encrypted_with_primary_key(token: str) -> bool:
+    try:
+        primary_fernet().decrypt(token.encode())
+    except (InvalidToken, ValueError):
+        return False
+    return True
+
+
+def rotate(token: str, *, record: str) -> str:
+    """`token` re-encrypted under the first key."""
+    try:
+        return multi_fernet().rotate(token.encode()).decode()
+    except (InvalidToken, ValueError) as exc:
+        raise CredentialDecryptionError(
+            f"The stored password of {record} cannot be decrypted with any key in "
+            "FIELD_ENCRYPTION_KEYS; nothing was rotated."
+        ) from exc
+
+

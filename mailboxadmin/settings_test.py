@@ -1,0 +1,19 @@
+"""Test settings: the real settings, with overrides for speed only."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault(
+    # Two fixed keys: the first encrypts, both decrypt (see mailboxadmin/encryption.py).
+    "FIELD_ENCRYPTION_KEYS",
+    "VGVzdEtleU9uZVRlc3RLZXlPbmVUZXN0S2V5T25lMTI=,VGVzdEtleVR3b1Rlc3RLZXlUd29UZXN0S2V5VHdvMTI=",
+)
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+
+from mailboxadmin.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}

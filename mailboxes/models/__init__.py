@@ -1,0 +1,25 @@
+from mailboxes.models.alerts import MailboxAlert
+from mailboxes.models.choices import (
+    ActMethod,
+    ApprovalStatus,
+    IncomingMethod,
+    OutgoingMethod,
+    TestStatus,
+)
+from mailboxes.models.mailboxes import Mailbox
+from mailboxes.models.organization import OrganizationSettings
+from mailboxes.models.queues import Queue
+from mailboxes.models.users import User
+
+__all__ = [
+    "ActMethod",
+    "ApprovalStatus",
+    "IncomingMethod",
+    "Mailbox",
+    "MailboxAlert",
+    "OrganizationSettings",
+    "OutgoingMethod",
+    "Queue",
+    "TestStatus",
+    "User",
+]

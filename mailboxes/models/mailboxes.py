@@ -1,0 +1,424 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from mailboxadmin import encryption
+from mailboxes.models.choices import (
+    ActMethod,
+    ApprovalStatus,
+    IncomingMethod,
+    OutgoingMethod,
+    TestStatus,
+    choices_check,
+)
+
+SSYNC = "server-side-sync"
+OUTLOOK = "outlook"
+
+M6_MESSAGE = "The Delete Emails after Processing option cannot be set to Yes for user mailboxes."
+M15_WARNING = (
+    "This mailbox uses Server-Side Synchronization but has no server profile: "
+    "it will not be processed until a server profile is set."
+)
+
+# The workloads a mailbox synchronises: (method field, status field, enabled flag, error).
+WORKLOADS = {
+    "incoming": ("incoming_method", "incoming_status", "enabled_incoming", "incoming_error"),
+    "outgoing": ("outgoing_method", "outgoing_status", "enabled_outgoing", "outgoing_error"),
+    "act": ("act_method", "act_status", "enabled_act", "act_error"),
+}
+CREDENTIAL_FIELDS = ("allow_credentials", "username", "password_ciphertext")
+
+
+class MailboxState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+
+
+class MailboxKind(models.TextChoices):
+    USER = "user", "User mailbox"
+    QUEUE = "queue", "Queue mailbox"
+    FORWARD = "forward", "Forward mailbox"
+
+
+class MailboxQuerySet(models.QuerySet):
+    def forward(self):
+        return self.filter(kind=Mailbox.Kind.FORWARD)
+
+    def active(self):
+        return self.filter(state=Mailbox.State.ACTIVE)
+
+    def usable_forward_targets(self):
+        """M14: forward mailboxes that user and queue mailboxes can forward to."""
+        return self.forward().active().filter(server_profile__isnull=False)
+
+
+class Mailbox(models.Model):
+    """Where one user's, one queue's, or a forward box's email is synchronised."""
+
+    Kind = MailboxKind
+    State = MailboxState
+
+    # General
+    kind = models.CharField(max_length=10, choices=Kind.choices, editable=False)
+    name = models.CharField("Name", max_length=200, help_text="The name shown in lists of mailboxes.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="Owner",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_mailboxes",
+        help_text="The user responsible for this mailbox. A queue mailbox follows its queue's owner.",
+    )
+    email = models.EmailField(
+        "Email address",
+        max_length=254,
+        help_text="The address whose email this mailbox synchronises. Unique across all mailboxes.",
+    )
+    delete_after_processing = models.BooleanField(
+        "Delete Emails After Processing",
+        default=False,
+        help_text="Delete each message from the server once it has been processed "
+        "(forward and queue mailboxes only).",
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="mailbox",
+    )
+    queue = models.OneToOneField(
+        "mailboxes.Queue",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="mailbox",
+    )
+    state = models.CharField("Status", max_length=10, choices=State.choices, default=State.ACTIVE)
+
+    # Credentials
+    allow_credentials = models.BooleanField(
+        "Allow to Use Credentials for Email Processing",
+        default=False,
+        help_text="Connect with this mailbox's own user name and password. Possible only when "
+        'the server profile authenticates with "Credentials Specified by a User or Queue".',
+    )
+    username = models.CharField(
+        "User Name", max_length=320, blank=True, help_text="The user name the mail server knows."
+    )
+    password_ciphertext = models.TextField(blank=True, default="", editable=False)
+
+    # Synchronization Method
+    server_profile = models.ForeignKey(
+        "serverprofiles.EmailServerProfile",
+        verbose_name="Server Profile",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mailboxes",
+        help_text="The email server profile this mailbox connects through.",
+    )
+    incoming_method = models.CharField(
+        "Incoming Email",
+        max_length=20,
+        choices=IncomingMethod.choices,
+        default=IncomingMethod.NONE,
+        help_text="How this mailbox receives email.",
+    )
+    outgoing_method = models.CharField(
+        "Outgoing Email",
+        max_length=20,
+        choices=OutgoingMethod.choices,
+        default=OutgoingMethod.NONE,
+        help_text="How this mailbox sends email.",
+    )
+    act_method = models.CharField(
+        "Appointments, Contacts, and Tasks",
+        max_length=20,
+        choices=ActMethod.choices,
+        default=ActMethod.NONE,
+        help_text="How appointments, contacts and tasks are synchronised.",
+    )
+    process_email_after = models.DateTimeField(
+        "Process Email Received After",
+        null=True,
+        blank=True,
+        help_text="Only email received after this moment is processed; overrides the "
+        "server profile's Process Email From.",
+    )
+
+    # Approval and Configuration Test Results
+    approval_status = models.CharField(
+        "Email Address Status",
+        max_length=10,
+        choices=ApprovalStatus.choices,
+        default=ApprovalStatus.EMPTY,
+        editable=False,
+    )
+    incoming_status = models.CharField(
+        "Incoming Email Status", max_length=10, choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN, editable=False,
+    )
+    outgoing_status = models.CharField(
+        "Outgoing Email Status", max_length=10, choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN, editable=False,
+    )
+    act_status = models.CharField(
+        "Appointments, Contacts, and Tasks Status", max_length=10, choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN, editable=False,
+    )
+    incoming_error = models.TextField(blank=True, default="", editable=False)
+    outgoing_error = models.TextField(blank=True, default="", editable=False)
+    act_error = models.TextField(blank=True, default="", editable=False)
+    test_completed_on = models.DateTimeField("Mailbox Test Completed On", null=True, blank=True, editable=False)
+    test_scheduled_on = models.DateTimeField(null=True, blank=True, editable=False)
+    enabled_incoming = models.BooleanField("Enabled for Incoming Email", default=False, editable=False)
+    enabled_outgoing = models.BooleanField("Enabled for Outgoing Email", default=False, editable=False)
+    enabled_act = models.BooleanField(
+        "Enabled for Appointments, Contacts, and Tasks", default=False, editable=False
+    )
+
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_on = models.DateTimeField(auto_now_add=True)
+    modified_on = models.DateTimeField(auto_now=True)
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "mailboxes"
+        ordering = ["name", "id"]
+        permissions = [
+            ("approve_email", "Approve Email Addresses for Users or Queues"),
+            ("test_mailbox", "Test & Enable Mailboxes"),
+        ]
+        constraints = [
+            choices_check("kind", MailboxKind, "mailbox_kind_valid"),
+            choices_check("state", MailboxState, "mailbox_state_valid"),
+            choices_check("incoming_method", IncomingMethod, "mailbox_incoming_valid"),
+            choices_check("outgoing_method", OutgoingMethod, "mailbox_outgoing_valid"),
+            choices_check("act_method", ActMethod, "mailbox_act_valid"),
+            choices_check("approval_status", ApprovalStatus, "mailbox_approval_valid"),
+            choices_check("incoming_status", TestStatus, "mailbox_incoming_status_valid"),
+            choices_check("outgoing_status", TestStatus, "mailbox_outgoing_status_valid"),
+            choices_check("act_status", TestStatus, "mailbox_act_status_valid"),
+            # M11
+            models.UniqueConstraint(
+                Lower("email"),
+                name="mailbox_email_unique_ci",
+                violation_error_message="Another mailbox already uses this email address.",
+            ),
+            # M1/M2: regarding matches the kind.
+            models.CheckConstraint(
+                condition=(Q(kind="user") & Q(user__isnull=False) & Q(queue__isnull=True))
+                | (Q(kind="queue") & Q(queue__isnull=False) & Q(user__isnull=True))
+                | (Q(kind="forward") & Q(user__isnull=True) & Q(queue__isnull=True)),
+                name="mailbox_regarding_matches_kind",
+            ),
+            # M3, M4, M5
+            models.CheckConstraint(
+                condition=~Q(kind="forward")
+                | (
+                    Q(outgoing_method="none")
+                    & Q(incoming_method__in=["none", SSYNC])
+                    & Q(act_method="none")
+                    & Q(server_profile__isnull=False)
+                    & Q(approval_status="empty")
+                ),
+                name="mailbox_forward_methods",
+            ),
+            # M6
+            models.CheckConstraint(
+                condition=~Q(kind="user") | Q(delete_after_processing=False),
+                name="mailbox_user_keeps_emails",
+            ),
+            # M9
+            models.CheckConstraint(
+                condition=~Q(kind="queue")
+                | (
+                    Q(incoming_method__in=["none", SSYNC, "forward-mailbox"])
+                    & Q(outgoing_method__in=["none", SSYNC])
+                    & Q(act_method="none")
+                ),
+                name="mailbox_queue_methods",
+            ),
+            # M10
+            models.CheckConstraint(
+                condition=Q(kind="user")
+                | (~Q(incoming_method=OUTLOOK) & ~Q(outgoing_method=OUTLOOK) & ~Q(act_method=OUTLOOK)),
+                name="mailbox_outlook_only_for_users",
+            ),
+            # M7 (the part a row can check)
+            models.CheckConstraint(
+                condition=Q(allow_credentials=False) | (~Q(username="") & ~Q(password_ciphertext="")),
+                name="mailbox_credentials_complete",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "name"], name="mailbox_kind_name"),
+            models.Index(fields=["state", "name"], name="mailbox_state_name"),
+            models.Index(fields=["approval_status", "name"], name="mailbox_approval_name"),
+            models.Index(fields=["server_profile", "name"], name="mailbox_profile_name"),
+            models.Index(fields=["incoming_method"], name="mailbox_incoming_method"),
+            models.Index(fields=["outgoing_method"], name="mailbox_outgoing_method"),
+            models.Index(fields=["act_method"], name="mailbox_act_method"),
+            models.Index(fields=["incoming_status"], name="mailbox_incoming_status"),
+            models.Index(fields=["outgoing_status"], name="mailbox_outgoing_status"),
+            models.Index(fields=["act_status"], name="mailbox_act_status"),
+            models.Index(fields=["name", "id"], name="mailbox_name_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+    def __repr__(self):
+        return f"<Mailbox {self.pk}: {self.email!r} ({self.kind})>"
+
+    def get_absolute_url(self):
+        return reverse("mailboxes:edit", args=[self.pk])
+
+    # Derived facts ---------------------------------------------------------------
+
+    @property
+    def is_forward(self) -> bool:
+        return self.kind == self.Kind.FORWARD
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.State.ACTIVE
+
+    @property
+    def regarding(self):
+        return self.user if self.kind == self.Kind.USER else self.queue if self.kind == self.Kind.QUEUE else None
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_ciphertext)
+
+    @property
+    def processing_warning(self) -> str:
+        """M15: the warning for a mailbox that will not be processed as configured."""
+        if self.kind != self.Kind.FORWARD and self.server_profile_id is None and SSYNC in (
+            self.incoming_method,
+            self.outgoing_method,
+            self.act_method,
+        ):
+            return M15_WARNING
+        return ""
+
+    def set_password(self, raw: str) -> None:
+        self.password_ciphertext = encryption.encrypt(raw)
+
+    def get_password(self) -> str:
+        return encryption.decrypt(self.password_ciphertext, record=f"mailbox {self.email} (id {self.pk})")
+
+    # Validation ------------------------------------------------------------------
+
+    def clean(self):
+        if not self.allow_credentials:
+            # M7: turning credentials off removes them.
+            self.username = ""
+            self.password_ciphertext = ""
+        errors: dict[str, list[str]] = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        profile = self.server_profile if self.server_profile_id else None
+        is_user, is_queue, is_forward = (self.kind == k for k in self.Kind)
+
+        if self.kind not in self.Kind.values:
+            add("__all__", "A mailbox is a user, queue or forward mailbox.")
+        if is_forward:
+            if self.user_id or self.queue_id:  # M2
+                add("__all__", "A forward mailbox has no Regarding.")
+            if self.outgoing_method != OutgoingMethod.NONE:  # M3
+                add("outgoing_method", "A forward mailbox's Outgoing Email must be None.")
+            if self.incoming_method not in (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC):  # M4
+                add(
+                    "incoming_method",
+                    "A forward mailbox's Incoming Email must be None or Server-Side "
+                    "Synchronization or Email Router.",
+                )
+            if self.act_method != ActMethod.NONE:  # M4
+                add("act_method", "A forward mailbox's Appointments, Contacts, and Tasks must be None.")
+            if profile is None:  # M5
+                add("server_profile", "A forward mailbox must have a server profile.")
+        if self.delete_after_processing and is_user:  # M6
+            add("delete_after_processing", M6_MESSAGE)
+        # M7
+        if self.allow_credentials:
+            if profile is None or not profile.uses_user_credentials:
+                add(
+                    "allow_credentials",
+                    "Allow to Use Credentials for Email Processing can be Yes only when the "
+                    'server profile uses "Credentials Specified by a User or Queue".',
+                )
+            else:
+                if not self.username:
+                    add("username", "Enter the user name, or set Allow to Use Credentials to No.")
+                if not self.password_ciphertext:
+                    add("password", "Enter the password, or set Allow to Use Credentials to No.")
+        # M8
+        if self.act_method == ActMethod.SERVER_SIDE_SYNC and profile is not None and not profile.is_exchange:
+            add(
+                "act_method",
+                "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
+                "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts.",
+            )
+        if is_queue:  # M9
+            if self.incoming_method not in (
+                IncomingMethod.NONE,
+                IncomingMethod.SERVER_SIDE_SYNC,
+                IncomingMethod.FORWARD_MAILBOX,
+            ):
+                add(
+                    "incoming_method",
+                    "A queue mailbox's Incoming Email must be None, Server-Side Synchronization "
+                    "or Email Router, or Forward Mailbox.",
+                )
+            if self.outgoing_method not in (OutgoingMethod.NONE, OutgoingMethod.SERVER_SIDE_SYNC):
+                add(
+                    "outgoing_method",
+                    "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization "
+                    "or Email Router.",
+                )
+            if self.act_method != ActMethod.NONE:
+                add("act_method", "A queue mailbox's Appointments, Contacts, and Tasks must be None.")
+        if not is_user:  # M10
+            for field in ("incoming_method", "outgoing_method", "act_method"):
+                if getattr(self, field) == OUTLOOK and field not in errors:
+                    add(field, "Outlook is available only for user mailboxes.")
+        # M11 (also a unique index; checked here to name the field)
+        if self.email and Mailbox.objects.filter(email__iexact=self.email).exclude(pk=self.pk).exists():
+            add("email", "Another mailbox already uses this email address.")
+        # M14
+        if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and not is_forward:
+            if not Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists():
+                add(
+                    "incoming_method",
+                    "Incoming Email = Forward Mailbox needs an active forward mailbox that has a "
+                    "server profile; create one with New Forward Mailbox first.",
+                )
+        # M16: a user's or queue's mailbox is active only while its user or queue is.
+        if self.is_active and ((is_user and self.user and not self.user.is_active) or (
+            is_queue and self.queue and not self.queue.is_active
+        )):
+            add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")
+        self._reported_by_clean = set(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # clean() reports a missing password on the form's "password" field; the
+        # constraint behind that rule need not say it a second time.
+        exclude = set(exclude or ())
+        if "password" in getattr(self, "_reported_by_clean", ()):
+            exclude.add("password_ciphertext")
+        super().validate_constraints(exclude=exclude)

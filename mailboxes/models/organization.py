@@ -1,0 +1,91 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from mailboxes.models.choices import ActMethod, IncomingMethod, OutgoingMethod, choices_check
+
+
+class OrganizationSettings(models.Model):
+    """The organisation's email settings: one record, id 1."""
+
+    default_server_profile = models.ForeignKey(
+        "serverprofiles.EmailServerProfile",
+        verbose_name="Server Profile",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The server profile new mailboxes get.",
+    )
+    default_incoming = models.CharField(
+        "Incoming Email",
+        max_length=20,
+        choices=IncomingMethod.choices,
+        default=IncomingMethod.SERVER_SIDE_SYNC,
+        help_text="How new mailboxes receive email.",
+    )
+    default_outgoing = models.CharField(
+        "Outgoing Email",
+        max_length=20,
+        choices=OutgoingMethod.choices,
+        default=OutgoingMethod.SERVER_SIDE_SYNC,
+        help_text="How new mailboxes send email.",
+    )
+    default_act = models.CharField(
+        "Appointments, Contacts, and Tasks",
+        max_length=20,
+        choices=ActMethod.choices,
+        default=ActMethod.NONE,
+        help_text="How new mailboxes synchronise appointments, contacts and tasks.",
+    )
+    approval_required_for_users = models.BooleanField(
+        "Process email only for approved users",
+        default=True,
+        help_text="User mailboxes are processed only once their email address is approved.",
+    )
+    approval_required_for_queues = models.BooleanField(
+        "Process email only for approved queues",
+        default=True,
+        help_text="Queue mailboxes are processed only once their email address is approved.",
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = "organisation email settings"
+        verbose_name_plural = "organisation email settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="organization_settings_singleton"),
+            choices_check("default_incoming", IncomingMethod, "settings_default_incoming_valid"),
+            choices_check("default_outgoing", OutgoingMethod, "settings_default_outgoing_valid"),
+            choices_check("default_act", ActMethod, "settings_default_act_valid"),
+        ]
+
+    def __str__(self):
+        return "Organisation email settings"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "OrganizationSettings":
+        settings, _ = cls.objects.select_related("default_server_profile").get_or_create(pk=1)
+        return settings
+
+    def clean(self):
+        profile = self.default_server_profile
+        if self.default_act == ActMethod.SERVER_SIDE_SYNC and profile and not profile.is_exchange:
+            raise ValidationError(
+                {
+                    "default_act": "Appointments, Contacts, and Tasks cannot use Server-Side "
+                    "Synchronization with a POP3/SMTP or IMAP/SMTP server profile."
+                }
+            )
+
+    def approval_required_for(self, kind: str) -> bool:
+        from mailboxes.models.mailboxes import Mailbox
+
+        return {
+            Mailbox.Kind.USER: self.approval_required_for_users,
+            Mailbox.Kind.QUEUE: self.approval_required_for_queues,
+        }.get(kind, False)

@@ -1,0 +1,236 @@
+"""Services that create and change mailboxes: every entry point calls these."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from mailboxadmin import history
+from mailboxadmin.exceptions import StaleEditError
+from mailboxes.models import (
+    ActMethod,
+    ApprovalStatus,
+    IncomingMethod,
+    Mailbox,
+    OrganizationSettings,
+    OutgoingMethod,
+    TestStatus,
+)
+from mailboxes.models.mailboxes import CREDENTIAL_FIELDS, WORKLOADS
+
+# A change of any of these fields makes the listed workloads' test results stale (M13).
+_RESET_BY_FIELD = {
+    "email": tuple(WORKLOADS),
+    "server_profile": tuple(WORKLOADS),
+    "incoming_method": ("incoming",),
+    "outgoing_method": ("outgoing",),
+    "act_method": ("act",),
+    **{field: tuple(WORKLOADS) for field in CREDENTIAL_FIELDS},
+}
+
+
+def initial_approval_status(kind: str, org: OrganizationSettings) -> str:
+    """M13a: Pending Approval where the organisation requires approval for the kind."""
+    if org.approval_required_for(kind):
+        return ApprovalStatus.PENDING
+    return ApprovalStatus.EMPTY
+
+
+def default_settings_for(kind: str, org: OrganizationSettings) -> dict:
+    """The organisation's defaults, narrowed to what a mailbox of `kind` may use."""
+    profile = org.default_server_profile
+    incoming, outgoing, act = org.default_incoming, org.default_outgoing, org.default_act
+    if kind != Mailbox.Kind.USER:  # M10, M9
+        incoming = IncomingMethod.NONE if incoming == IncomingMethod.OUTLOOK else incoming
+        outgoing = OutgoingMethod.NONE if outgoing == OutgoingMethod.OUTLOOK else outgoing
+        act = ActMethod.NONE
+    if kind == Mailbox.Kind.FORWARD:  # M3, M4
+        outgoing = OutgoingMethod.NONE
+        if incoming != IncomingMethod.NONE:
+            incoming = IncomingMethod.SERVER_SIDE_SYNC
+    if act == ActMethod.SERVER_SIDE_SYNC and profile is not None and not profile.is_exchange:  # M8
+        act = ActMethod.NONE
+    return {
+        "server_profile": profile,
+        "incoming_method": incoming,
+        "outgoing_method": outgoing,
+        "act_method": act,
+    }
+
+
+def reset_test_results(mailbox: Mailbox, workloads) -> None:
+    for workload in workloads:
+        _, status, enabled, error = WORKLOADS[workload]
+        setattr(mailbox, status, TestStatus.NOT_RUN)
+        setattr(mailbox, enabled, False)
+        setattr(mailbox, error, "")
+    if all(getattr(mailbox, WORKLOADS[w][1]) == TestStatus.NOT_RUN for w in WORKLOADS):
+        mailbox.test_completed_on = None
+
+
+def mailbox_build(*, kind: str, regarding, org: OrganizationSettings) -> Mailbox:
+    """An unsaved user or queue mailbox with the organisation's default settings."""
+    mailbox = Mailbox(
+        kind=kind,
+        name=str(regarding),
+        email=regarding.email,
+        approval_status=initial_approval_status(kind, org),
+        **default_settings_for(kind, org),
+    )
+    if kind == Mailbox.Kind.USER:
+        mailbox.user = regarding
+        mailbox.owner = regarding
+        mailbox.state = Mailbox.State.ACTIVE if regarding.is_active else Mailbox.State.INACTIVE
+    else:
+        mailbox.queue = regarding
+        mailbox.owner = regarding.owner
+        mailbox.state = Mailbox.State.ACTIVE if regarding.is_active else Mailbox.State.INACTIVE
+    return mailbox
+
+
+@transaction.atomic
+def forward_mailbox_create(
+    *,
+    name: str,
+    email: str,
+    server_profile,
+    owner=None,
+    delete_after_processing: bool = False,
+    incoming_method: str = IncomingMethod.SERVER_SIDE_SYNC,
+    allow_credentials: bool = False,
+    username: str = "",
+    password: str = "",
+    process_email_after=None,
+    actor=None,
+    via: str = "",
+) -> Mailbox:
+    """Create a forward mailbox (M1: the only way one comes into being)."""
+    mailbox = Mailbox(
+        kind=Mailbox.Kind.FORWARD,
+        name=name,
+        email=email,
+        owner=owner if owner is not None else actor,
+        server_profile=server_profile,
+        delete_after_processing=delete_after_processing,
+        incoming_method=incoming_method,
+        outgoing_method=OutgoingMethod.NONE,
+        act_method=ActMethod.NONE,
+        allow_credentials=allow_credentials,
+        username=username,
+        process_email_after=process_email_after,
+    )
+    if password:
+        mailbox.set_password(password)
+    return forward_mailbox_insert(mailbox, actor=actor, via=via)
+
+
+@transaction.atomic
+def forward_mailbox_insert(mailbox: Mailbox, *, actor=None, via: str = "") -> Mailbox:
+    """Save a new forward mailbox built by a form (the browser's or the admin's)."""
+    if mailbox.pk is not None or mailbox.kind != Mailbox.Kind.FORWARD:
+        raise ValidationError("Only forward mailboxes are created on their own; user and queue "
+                              "mailboxes come with their user or queue.")
+    if mailbox.owner_id is None and actor is not None:
+        mailbox.owner = actor
+    mailbox.approval_status = ApprovalStatus.EMPTY
+    mailbox.full_clean()
+    mailbox.save()
+    history.log_addition(actor, mailbox, via=via)
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_save(mailbox: Mailbox, *, expected_version: int | None = None, actor=None, via: str = "") -> Mailbox:
+    """Save changes to an existing mailbox, with every rule (M1–M16) and its consequences.
+
+    `expected_version` is the version the editor read; if the row has moved on since,
+    StaleEditError is raised and nothing is written. Changing the address keeps the
+    user's or queue's address in step (M12) and resets approval and test results (M13).
+    """
+    current = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
+    if expected_version is not None and current.version != expected_version:
+        raise StaleEditError(current)
+    if (mailbox.kind, mailbox.user_id, mailbox.queue_id) != (current.kind, current.user_id, current.queue_id):
+        raise ValidationError("A mailbox's kind and Regarding are fixed when it is created.")
+    if mailbox.kind == Mailbox.Kind.QUEUE:
+        mailbox.owner_id = mailbox.queue.owner_id  # follows the queue
+    mailbox.full_clean()
+    changed = history.changed_fields(current, mailbox)
+    stale = {w for field in changed for w in _RESET_BY_FIELD.get(field, ())}
+    if stale:
+        reset_test_results(mailbox, stale)
+    if "email" in changed and mailbox.kind != Mailbox.Kind.FORWARD:
+        mailbox.approval_status = initial_approval_status(mailbox.kind, OrganizationSettings.load())
+    if not changed:
+        return mailbox
+    mailbox.version = current.version + 1
+    mailbox.save()
+    if "email" in changed:
+        _sync_regarding_email(mailbox)
+    history.log_change(actor, mailbox, changed, via=via)
+    return mailbox
+
+
+def _sync_regarding_email(mailbox: Mailbox) -> None:
+    """M12: a user's or queue's address is its mailbox's address."""
+    from django.db.models import F
+
+    regarding = mailbox.regarding
+    if regarding is not None and regarding.email != mailbox.email:
+        type(regarding).objects.filter(pk=regarding.pk).update(email=mailbox.email, version=F("version") + 1)
+        regarding.email = mailbox.email
+
+
+def mailbox_apply_default_settings(*, mailbox: Mailbox, actor=None, via: str = "") -> Mailbox:
+    """Apply the organisation's default profile and delivery methods to a mailbox."""
+    for field, value in default_settings_for(mailbox.kind, OrganizationSettings.load()).items():
+        setattr(mailbox, field, value)
+    if mailbox.kind == Mailbox.Kind.FORWARD and mailbox.server_profile is None:
+        raise ValidationError({"server_profile": "The organisation has no default server profile "
+                               "to give this forward mailbox."})
+    return mailbox_save(mailbox, actor=actor, via=via)
+
+
+def mailbox_set_state(*, mailbox: Mailbox, active: bool, actor=None, via: str = "") -> Mailbox:
+    """Activate or deactivate a mailbox (M16: inactive mailboxes are neither tested nor processed)."""
+    mailbox.state = Mailbox.State.ACTIVE if active else Mailbox.State.INACTIVE
+    if not active:
+        mailbox.enabled_incoming = mailbox.enabled_outgoing = mailbox.enabled_act = False
+    return mailbox_save(mailbox, actor=actor, via=via)
+
+
+@transaction.atomic
+def mailbox_set_approval(*, mailbox: Mailbox, approved: bool, actor=None) -> Mailbox:
+    """A1: Approve Email / Reject Email. Forward mailboxes are not approved (M13a)."""
+    if mailbox.kind == Mailbox.Kind.FORWARD:
+        raise ValidationError(
+            f"{mailbox.email}: approval does not apply to forward mailboxes."
+        )
+    status = ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED
+    current = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
+    if current.approval_status != status:
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            approval_status=status, version=current.version + 1, modified_on=timezone.now()
+        )
+        history.log_message(actor, current, f"Email address {'approved' if approved else 'rejected'}.")
+        current.approval_status, current.version = status, current.version + 1
+    mailbox.approval_status, mailbox.version = current.approval_status, current.version
+    return mailbox
+
+
+@transaction.atomic
+def forward_mailbox_delete(*, mailbox: Mailbox, actor=None) -> None:
+    """Delete a forward mailbox (M1: user and queue mailboxes go only with their owner)."""
+    if mailbox.kind != Mailbox.Kind.FORWARD:
+        raise ValidationError(
+            f"{mailbox.email} is the mailbox of a {mailbox.kind}; it is deleted only with its {mailbox.kind}."
+        )
+    others = Mailbox.objects.usable_forward_targets().exclude(pk=mailbox.pk)
+    dependants = Mailbox.objects.filter(incoming_method=IncomingMethod.FORWARD_MAILBOX)
+    if not others.exists() and dependants.exists():
+        names = ", ".join(dependants.values_list("email", flat=True)[:10])
+        raise ValidationError(
+            f"{mailbox.email} is the last active forward mailbox, and these mailboxes receive "
+            f"through it: {names}. Change their Incoming Email first."
+        )
+    history.log_deletion(actor, mailbox)
+    mailbox.delete()

@@ -1,0 +1,411 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from mailboxadmin import encryption
+from mailboxadmin.validators import is_host_name, is_https_url
+
+
+class ServerType(models.TextChoices):
+    EXCHANGE = "exchange", "Exchange Server"
+    EXCHANGE_HYBRID = "exchange-hybrid", "Exchange Server (Hybrid)"
+    EXCHANGE_ONLINE = "exchange-online", "Exchange Online (Hybrid)"
+    POP3_SMTP = "pop3-smtp", "Other (POP3/SMTP)"
+    IMAP_SMTP = "imap-smtp", "IMAP/SMTP"
+
+
+EXCHANGE_TYPES = (ServerType.EXCHANGE, ServerType.EXCHANGE_HYBRID, ServerType.EXCHANGE_ONLINE)
+
+
+class AuthenticationMethod(models.TextChoices):
+    USER_CREDENTIALS = "user-credentials", "Credentials Specified by a User or Queue"
+    PROFILE_CREDENTIALS = "profile-credentials", "Credentials Specified in Email Server Profile"
+    SERVER_TO_SERVER = "server-to-server", "Server to Server Authentication"
+    WINDOWS = "windows", "Windows Integrated Authentication"
+    ANONYMOUS = "anonymous", "Without Credentials (Anonymous)"
+
+
+EXCHANGE_ONLY_AUTH = (AuthenticationMethod.SERVER_TO_SERVER, AuthenticationMethod.WINDOWS)
+
+# Fields whose change makes earlier test results meaningless (P9).
+CONNECTION_FIELDS = (
+    "server_type",
+    "auto_discover",
+    "incoming_server",
+    "outgoing_server",
+    "incoming_port",
+    "outgoing_port",
+    "incoming_ssl",
+    "outgoing_ssl",
+    "incoming_auth",
+    "outgoing_auth",
+    "use_same_settings_for_outgoing",
+    "incoming_username",
+    "incoming_password_ciphertext",
+    "outgoing_username",
+    "outgoing_password_ciphertext",
+)
+
+DEFAULT_PORTS = {
+    # (protocol, ssl) -> port
+    ("imap", True): 993,
+    ("imap", False): 143,
+    ("pop3", True): 995,
+    ("pop3", False): 110,
+    ("smtp", True): 465,
+    ("smtp", False): 587,
+}
+
+
+def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+class EmailServerProfile(models.Model):
+    name = models.CharField("Name", max_length=100, unique=True)
+    description = models.TextField("Description", blank=True, max_length=2000)
+    server_type = models.CharField(
+        "Email Server Type",
+        max_length=20,
+        choices=ServerType.choices,
+        help_text="The kind of mail server this profile connects to.",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="Owner",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_server_profiles",
+        help_text="Receives alerts about this profile.",
+    )
+    auto_discover = models.BooleanField(
+        "Auto Discover Server Location",
+        default=False,
+        help_text="Exchange only: find the server location from each mailbox's address.",
+    )
+    incoming_server = models.CharField(
+        "Incoming Server Location",
+        max_length=2048,
+        blank=True,
+        help_text="Host name of the IMAP or POP3 server, or the https URL of the Exchange server.",
+    )
+    outgoing_server = models.CharField(
+        "Outgoing Server Location",
+        max_length=2048,
+        blank=True,
+        help_text="Host name of the SMTP server, or the https URL of the Exchange server.",
+    )
+    incoming_auth = models.CharField(
+        "Authenticate Using (incoming)",
+        max_length=24,
+        choices=AuthenticationMethod.choices,
+        default=AuthenticationMethod.USER_CREDENTIALS,
+        help_text="Whose credentials open incoming connections.",
+    )
+    outgoing_auth = models.CharField(
+        "Authenticate Using (outgoing)",
+        max_length=24,
+        choices=AuthenticationMethod.choices,
+        default=AuthenticationMethod.USER_CREDENTIALS,
+        help_text="Whose credentials open outgoing connections.",
+    )
+    use_same_settings_for_outgoing = models.BooleanField(
+        "Use Same Settings for Outgoing Connections",
+        default=True,
+        help_text="Outgoing connections authenticate exactly as incoming ones do.",
+    )
+    incoming_username = models.CharField("User Name (incoming)", max_length=320, blank=True)
+    incoming_password_ciphertext = models.TextField(blank=True, default="", editable=False)
+    outgoing_username = models.CharField("User Name (outgoing)", max_length=320, blank=True)
+    outgoing_password_ciphertext = models.TextField(blank=True, default="", editable=False)
+    incoming_port = models.PositiveIntegerField(
+        "Incoming Port",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Left empty, it is filled from the protocol and SSL (IMAP 993/143, POP3 995/110).",
+    )
+    outgoing_port = models.PositiveIntegerField(
+        "Outgoing Port",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Left empty, it is filled from SSL (SMTP 465 with SSL, 587 without).",
+    )
+    incoming_ssl = models.BooleanField(
+        "Use SSL for Incoming Connection",
+        default=True,
+        help_text="Yes: implicit TLS. No: STARTTLS where the server offers it.",
+    )
+    outgoing_ssl = models.BooleanField(
+        "Use SSL for Outgoing Connection",
+        default=True,
+        help_text="Yes: implicit TLS. No: STARTTLS where the server offers it.",
+    )
+    process_email_from = models.DateTimeField(
+        "Process Email From",
+        null=True,
+        blank=True,
+        help_text="Mail received before this date and time is ignored.",
+    )
+    min_polling_interval = models.PositiveIntegerField(
+        "Minimum Polling Interval in Minutes",
+        default=0,
+        validators=[MaxValueValidator(1440)],
+        help_text="How often, at most, each mailbox is checked for new mail (0–1440).",
+    )
+    max_connections = models.PositiveIntegerField(
+        "Maximum Concurrent Connections",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text="The most simultaneous connections to this server, tests included (1–300).",
+    )
+    move_failed_to_undeliverable = models.BooleanField(
+        "Move Failed Emails to Undeliverable Folder",
+        default=False,
+        help_text="Exchange only: move messages that cannot be processed to an Undeliverable folder.",
+    )
+    timeout_ms = models.PositiveIntegerField(
+        "Connection timeout (ms)",
+        default=10000,
+        validators=[MinValueValidator(1), MaxValueValidator(100000)],
+        help_text="How long a connection may wait for the server (1–100000 ms).",
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_on = models.DateTimeField(auto_now_add=True)
+    modified_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "email server profile"
+        ordering = ["name"]
+        constraints = [
+            _choices_check("server_type", ServerType, "profile_server_type_valid"),
+            _choices_check("incoming_auth", AuthenticationMethod, "profile_incoming_auth_valid"),
+            _choices_check("outgoing_auth", AuthenticationMethod, "profile_outgoing_auth_valid"),
+            # P3
+            models.CheckConstraint(
+                condition=Q(server_type__in=[t.value for t in EXCHANGE_TYPES])
+                | (~Q(incoming_auth__in=EXCHANGE_ONLY_AUTH) & ~Q(outgoing_auth__in=EXCHANGE_ONLY_AUTH)),
+                name="profile_exchange_only_auth",
+            ),
+            models.CheckConstraint(
+                condition=~Q(server_type=ServerType.EXCHANGE_ONLINE)
+                | (
+                    Q(incoming_auth=AuthenticationMethod.SERVER_TO_SERVER)
+                    & Q(outgoing_auth=AuthenticationMethod.SERVER_TO_SERVER)
+                ),
+                name="profile_exchange_online_server_to_server",
+            ),
+            # P4
+            models.CheckConstraint(
+                condition=~Q(incoming_auth=AuthenticationMethod.ANONYMOUS),
+                name="profile_incoming_not_anonymous",
+            ),
+            # P5
+            models.CheckConstraint(
+                condition=Q(server_type__in=[t.value for t in EXCHANGE_TYPES])
+                | (Q(auto_discover=False) & Q(move_failed_to_undeliverable=False)),
+                name="profile_exchange_only_options",
+            ),
+            # P2
+            models.CheckConstraint(
+                condition=~Q(incoming_auth=AuthenticationMethod.PROFILE_CREDENTIALS)
+                | (~Q(incoming_username="") & ~Q(incoming_password_ciphertext="")),
+                name="profile_incoming_credentials_complete",
+            ),
+            # P6
+            models.CheckConstraint(
+                condition=Q(incoming_port__isnull=True) | Q(incoming_port__gte=1, incoming_port__lte=65535),
+                name="profile_incoming_port_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(outgoing_port__isnull=True) | Q(outgoing_port__gte=1, outgoing_port__lte=65535),
+                name="profile_outgoing_port_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_connections__gte=1, max_connections__lte=300),
+                name="profile_max_connections_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_polling_interval__gte=0, min_polling_interval__lte=1440),
+                name="profile_polling_interval_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_ms__gte=1, timeout_ms__lte=100000),
+                name="profile_timeout_range",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return f"<EmailServerProfile {self.pk}: {self.name!r}>"
+
+    def save(self, *args, **kwargs):
+        self.normalize()
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("serverprofiles:edit", args=[self.pk])
+
+    # Derived facts --------------------------------------------------------------
+
+    @property
+    def is_default(self) -> bool:
+        """P7: the default lives in one place, the organisation's email settings."""
+        from mailboxes.models import OrganizationSettings
+
+        return OrganizationSettings.objects.filter(pk=1, default_server_profile_id=self.pk).exists()
+
+    @property
+    def is_exchange(self) -> bool:
+        return self.server_type in EXCHANGE_TYPES
+
+    @property
+    def incoming_protocol(self) -> str:
+        return {
+            ServerType.IMAP_SMTP: "imap",
+            ServerType.POP3_SMTP: "pop3",
+        }.get(self.server_type, "exchange")
+
+    @property
+    def outgoing_protocol(self) -> str:
+        return "exchange" if self.is_exchange else "smtp"
+
+    @property
+    def effective_outgoing_auth(self) -> str:
+        return self.incoming_auth if self.use_same_settings_for_outgoing else self.outgoing_auth
+
+    @property
+    def uses_user_credentials(self) -> bool:
+        """M7: mailboxes may carry their own credentials only with this profile."""
+        return AuthenticationMethod.USER_CREDENTIALS in (self.incoming_auth, self.effective_outgoing_auth)
+
+    def normalize(self) -> None:
+        """Derived values: outgoing settings mirror incoming ones, empty ports are filled."""
+        if self.use_same_settings_for_outgoing:
+            self.outgoing_auth = self.incoming_auth
+            self.outgoing_username = ""
+            self.outgoing_password_ciphertext = ""
+        if self.incoming_auth != AuthenticationMethod.PROFILE_CREDENTIALS:
+            self.incoming_username = ""
+            self.incoming_password_ciphertext = ""
+        if self.outgoing_auth != AuthenticationMethod.PROFILE_CREDENTIALS:
+            self.outgoing_username = ""
+            self.outgoing_password_ciphertext = ""
+        self.fill_default_ports()
+
+    def fill_default_ports(self) -> None:
+        if self.is_exchange:
+            return
+        if self.incoming_port is None:
+            self.incoming_port = DEFAULT_PORTS.get((self.incoming_protocol, self.incoming_ssl))
+        if self.outgoing_port is None:
+            self.outgoing_port = DEFAULT_PORTS[("smtp", self.outgoing_ssl)]
+
+    # Credentials -----------------------------------------------------------------
+
+    @property
+    def has_incoming_password(self) -> bool:
+        return bool(self.incoming_password_ciphertext)
+
+    @property
+    def has_outgoing_password(self) -> bool:
+        if self.use_same_settings_for_outgoing:
+            return self.has_incoming_password
+        return bool(self.outgoing_password_ciphertext)
+
+    def set_incoming_password(self, raw: str) -> None:
+        self.incoming_password_ciphertext = encryption.encrypt(raw)
+
+    def set_outgoing_password(self, raw: str) -> None:
+        self.outgoing_password_ciphertext = encryption.encrypt(raw)
+
+    def get_incoming_password(self) -> str:
+        return encryption.decrypt(
+            self.incoming_password_ciphertext, record=f'email server profile "{self.name}" (incoming)'
+        )
+
+    def get_outgoing_password(self) -> str:
+        if self.use_same_settings_for_outgoing:
+            return self.get_incoming_password()
+        return encryption.decrypt(
+            self.outgoing_password_ciphertext, record=f'email server profile "{self.name}" (outgoing)'
+        )
+
+    def incoming_credentials(self) -> tuple[str, str]:
+        return self.incoming_username, self.get_incoming_password()
+
+    def outgoing_credentials(self) -> tuple[str, str]:
+        if self.use_same_settings_for_outgoing:
+            return self.incoming_credentials()
+        return self.outgoing_username, self.get_outgoing_password()
+
+    # Validation ------------------------------------------------------------------
+
+    def clean(self):
+        self.normalize()
+        errors: dict[str, list[str]] = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        auths = [("incoming_auth", self.incoming_auth)]
+        if not self.use_same_settings_for_outgoing:
+            auths.append(("outgoing_auth", self.outgoing_auth))
+        # P3
+        for field, auth in auths:
+            if auth in EXCHANGE_ONLY_AUTH and not self.is_exchange:
+                add(field, f'"{AuthenticationMethod(auth).label}" is valid only for Exchange server types.')
+            elif self.server_type == ServerType.EXCHANGE_ONLINE and auth != AuthenticationMethod.SERVER_TO_SERVER:
+                add(field, 'Exchange Online (Hybrid) accepts only "Server to Server Authentication".')
+        # P4
+        if self.incoming_auth == AuthenticationMethod.ANONYMOUS:
+            add("incoming_auth", '"Without Credentials (Anonymous)" is not valid for incoming connections.')
+        # P2
+        if self.incoming_auth == AuthenticationMethod.PROFILE_CREDENTIALS:
+            if not self.incoming_username:
+                add("incoming_username", "Enter the user name this profile authenticates with.")
+            if not self.incoming_password_ciphertext:
+                add("incoming_password", "Enter the password this profile authenticates with.")
+        if not self.use_same_settings_for_outgoing and self.outgoing_auth == AuthenticationMethod.PROFILE_CREDENTIALS:
+            if not self.outgoing_username:
+                add("outgoing_username", "Enter the user name for outgoing connections.")
+            if not self.outgoing_password_ciphertext:
+                add("outgoing_password", "Enter the password for outgoing connections.")
+        # P5
+        if not self.is_exchange:
+            if self.auto_discover:
+                add("auto_discover", "Auto Discover Server Location applies only to Exchange server types.")
+            if self.move_failed_to_undeliverable:
+                add(
+                    "move_failed_to_undeliverable",
+                    "Move Failed Emails to Undeliverable Folder applies only to Exchange server types.",
+                )
+        if not self.auto_discover:
+            for field in ("incoming_server", "outgoing_server"):
+                value = getattr(self, field)
+                label = self._meta.get_field(field).verbose_name
+                if not value:
+                    add(field, f"{label} is required unless the server location is discovered automatically.")
+                elif self.is_exchange and not is_https_url(value):
+                    add(field, f"{label} must be an https URL for Exchange server types, e.g. https://mail.contoso.com/EWS/Exchange.asmx.")
+                elif not self.is_exchange and not is_host_name(value):
+                    add(field, f"{label} must be a host name such as imap.contoso.com, without a scheme, port or path.")
+        self._reported_by_clean = set(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # clean() reports missing passwords on the form's password fields; the
+        # constraints behind those rules need not say it a second time.
+        exclude = set(exclude or ())
+        for name in ("incoming_password", "outgoing_password"):
+            if name in getattr(self, "_reported_by_clean", ()):
+                exclude.add(f"{name}_ciphertext")
+        super().validate_constraints(exclude=exclude)

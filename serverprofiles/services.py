@@ -1,0 +1,93 @@
+"""Services for email server profiles: every entry point calls these."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from mailboxadmin import history
+from mailboxadmin.exceptions import StaleEditError
+from serverprofiles.models import CONNECTION_FIELDS, EmailServerProfile
+
+
+class ProfileInUseError(ValidationError):
+    """P8: a profile that mailboxes use cannot be deleted."""
+
+    def __init__(self, profile: EmailServerProfile, emails: list[str], total: int):
+        self.emails, self.total = emails, total
+        more = f" and {total - len(emails)} more" if total > len(emails) else ""
+        super().__init__(
+            f'The email server profile "{profile.name}" is used by {total} '
+            f"mailbox{'es' if total != 1 else ''} and cannot be deleted: {', '.join(emails)}{more}. "
+            "Give them another server profile first."
+        )
+
+
+def _set_default(profile: EmailServerProfile, make_default: bool | None) -> None:
+    from mailboxes.models import OrganizationSettings
+
+    if make_default is None:
+        return
+    org = OrganizationSettings.load()
+    if make_default and org.default_server_profile_id != profile.pk:
+        OrganizationSettings.objects.filter(pk=1).update(default_server_profile=profile)
+    elif not make_default and org.default_server_profile_id == profile.pk:
+        OrganizationSettings.objects.filter(pk=1).update(default_server_profile=None)
+
+
+@transaction.atomic
+def profile_create(profile: EmailServerProfile, *, make_default: bool = False, actor=None, via: str = "") -> EmailServerProfile:
+    """Create a server profile; `make_default` makes it the default for new mailboxes (P7)."""
+    profile.full_clean()
+    profile.save()
+    _set_default(profile, make_default)
+    history.log_addition(actor, profile, via=via)
+    return profile
+
+
+@transaction.atomic
+def profile_save(
+    profile: EmailServerProfile,
+    *,
+    expected_version: int | None = None,
+    make_default: bool | None = None,
+    actor=None,
+    via: str = "",
+) -> EmailServerProfile:
+    """Save changes to a profile; a change to how it connects resets its mailboxes' tests (P9)."""
+    from mailboxes.models import Mailbox
+    from mailboxes.services.mailboxes import reset_test_results
+
+    current = EmailServerProfile.objects.select_for_update().get(pk=profile.pk)
+    if expected_version is not None and current.version != expected_version:
+        raise StaleEditError(current)
+    profile.full_clean()
+    changed = history.changed_fields(current, profile)
+    if changed:
+        profile.version = current.version + 1
+        profile.save()
+        history.log_change(actor, profile, changed, via=via)
+    if set(changed) & set(CONNECTION_FIELDS):
+        blank = Mailbox()
+        reset_test_results(blank, ("incoming", "outgoing", "act"))
+        Mailbox.objects.filter(server_profile=profile).update(
+            **{
+                field: getattr(blank, field)
+                for field in (
+                    "incoming_status", "outgoing_status", "act_status",
+                    "enabled_incoming", "enabled_outgoing", "enabled_act",
+                    "incoming_error", "outgoing_error", "act_error", "test_completed_on",
+                )
+            }
+        )
+    _set_default(profile, make_default)
+    return profile
+
+
+@transaction.atomic
+def profile_delete(*, profile: EmailServerProfile, actor=None) -> None:
+    """Delete a profile; P8 refuses while any mailbox uses it, naming them."""
+    users = profile.mailboxes.order_by("email")
+    total = users.count()
+    if total:
+        raise ProfileInUseError(profile, list(users.values_list("email", flat=True)[:20]), total)
+    history.log_deletion(actor, profile)
+    profile.delete()
