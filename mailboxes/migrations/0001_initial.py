@@ -3,9 +3,10 @@
 import django.contrib.auth.validators
 import django.db.models.deletion
 import django.utils.timezone
-import mailboxes.models.users
 from django.conf import settings
 from django.db import migrations, models
+
+import mailboxes.models.users
 
 
 class Migration(migrations.Migration):

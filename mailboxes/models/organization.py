@@ -2,7 +2,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from mailboxes.models.choices import ActMethod, IncomingMethod, OutgoingMethod, choices_check
+from mailboxes.models.choices import (
+    ActMethod,
+    IncomingMethod,
+    OutgoingMethod,
+    choices_check,
+)
 
 
 class OrganizationSettings(models.Model):

@@ -1,0 +1,74 @@
+"""What every management command shares: reading secrets safely, naming the actor."""
+
+import os
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+
+
+def add_password_arguments(parser, *, what: str = "the password") -> None:
+    """--password-stdin / --password-env VAR: a secret is never an argument."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help=f"Read {what} from the first line of standard input.",
+    )
+    group.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help=f"Read {what} from the environment variable VAR.",
+    )
+
+
+def read_password(options, *, required: bool = False) -> str | None:
+    """The password given through --password-stdin or --password-env, or None."""
+    if options.get("password_stdin"):
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise CommandError("--password-stdin: standard input gave no password.")
+        return password
+    if options.get("password_env"):
+        var = options["password_env"]
+        password = os.environ.get(var)
+        if not password:
+            raise CommandError(f"--password-env: the environment variable {var} is not set or is empty.")
+        return password
+    if required:
+        raise CommandError("A password is required: give --password-stdin or --password-env VAR.")
+    return None
+
+
+def add_actor_argument(parser) -> None:
+    parser.add_argument(
+        "--actor",
+        metavar="USERNAME",
+        default=os.environ.get("MAILBOXADMIN_ACTOR"),
+        help="Record changes in history as this user (default: $MAILBOXADMIN_ACTOR, else the "
+        "first superuser).",
+    )
+
+
+def resolve_actor(username: str | None):
+    """The user history entries are recorded under when a command makes a change."""
+    from mailboxes.models import User
+
+    if username:
+        try:
+            return User.objects.get(username=username)
+        except User.DoesNotExist:
+            raise CommandError(f"--actor: there is no user named {username!r}.") from None
+    return User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first()
+
+
+def one_line(error: ValidationError, *, record: str) -> str:
+    """A validation error as one line that names the record and each field."""
+    if hasattr(error, "error_dict"):
+        parts = []
+        for field, errors in error.message_dict.items():
+            label = "" if field == "__all__" else f"{field}: "
+            parts.extend(f"{label}{message}" for message in errors)
+        return f"{record}: " + "; ".join(parts)
+    return f"{record}: " + "; ".join(error.messages)

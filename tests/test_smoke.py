@@ -1,0 +1,3 @@
+def test_user_gets_mailbox(make_user):
+    user = make_user()
+    assert user.mailbox.email == user.email
