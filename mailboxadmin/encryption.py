@@ -89,5 +89,3 @@ def rotate(token: str, *, record: str) -> str:
             f"The stored password of {record} cannot be decrypted with any key in "
             "FIELD_ENCRYPTION_KEYS; nothing was rotated."
         ) from exc
-
-

@@ -14,7 +14,9 @@ _FIELD_LABELS = {
 }
 
 
-def changed_fields(before: models.Model, after: models.Model, *, ignore=("version", "modified_on")) -> list[str]:
+def changed_fields(
+    before: models.Model, after: models.Model, *, ignore=("version", "modified_on")
+) -> list[str]:
     """Names of the concrete fields whose values differ between two versions of a row."""
     names = []
     for field in after._meta.concrete_fields:

@@ -362,7 +362,10 @@ class EmailServerProfile(models.Model):
         for field, auth in auths:
             if auth in EXCHANGE_ONLY_AUTH and not self.is_exchange:
                 add(field, f'"{AuthenticationMethod(auth).label}" is valid only for Exchange server types.')
-            elif self.server_type == ServerType.EXCHANGE_ONLINE and auth != AuthenticationMethod.SERVER_TO_SERVER:
+            elif (
+                self.server_type == ServerType.EXCHANGE_ONLINE
+                and auth != AuthenticationMethod.SERVER_TO_SERVER
+            ):
                 add(field, 'Exchange Online (Hybrid) accepts only "Server to Server Authentication".')
         # P4
         if self.incoming_auth == AuthenticationMethod.ANONYMOUS:
@@ -373,7 +376,10 @@ class EmailServerProfile(models.Model):
                 add("incoming_username", "Enter the user name this profile authenticates with.")
             if not self.incoming_password_ciphertext:
                 add("incoming_password", "Enter the password this profile authenticates with.")
-        if not self.use_same_settings_for_outgoing and self.outgoing_auth == AuthenticationMethod.PROFILE_CREDENTIALS:
+        if (
+            not self.use_same_settings_for_outgoing
+            and self.outgoing_auth == AuthenticationMethod.PROFILE_CREDENTIALS
+        ):
             if not self.outgoing_username:
                 add("outgoing_username", "Enter the user name for outgoing connections.")
             if not self.outgoing_password_ciphertext:
@@ -394,9 +400,15 @@ class EmailServerProfile(models.Model):
                 if not value:
                     add(field, f"{label} is required unless the server location is discovered automatically.")
                 elif self.is_exchange and not is_https_url(value):
-                    add(field, f"{label} must be an https URL for Exchange server types, e.g. https://mail.contoso.com/EWS/Exchange.asmx.")
+                    add(
+                        field,
+                        f"{label} must be an https URL for Exchange server types, e.g. https://mail.contoso.com/EWS/Exchange.asmx.",
+                    )
                 elif not self.is_exchange and not is_host_name(value):
-                    add(field, f"{label} must be a host name such as imap.contoso.com, without a scheme, port or path.")
+                    add(
+                        field,
+                        f"{label} must be a host name (imap.contoso.com), without scheme, port or path.",
+                    )
         self._reported_by_clean = set(errors)
         if errors:
             raise ValidationError(errors)

@@ -34,7 +34,9 @@ def _set_default(profile: EmailServerProfile, make_default: bool | None) -> None
 
 
 @transaction.atomic
-def profile_create(profile: EmailServerProfile, *, make_default: bool = False, actor=None, via: str = "") -> EmailServerProfile:
+def profile_create(
+    profile: EmailServerProfile, *, make_default: bool = False, actor=None, via: str = ""
+) -> EmailServerProfile:
     """Create a server profile; `make_default` makes it the default for new mailboxes (P7)."""
     profile.full_clean()
     profile.save()
@@ -72,9 +74,16 @@ def profile_save(
             **{
                 field: getattr(blank, field)
                 for field in (
-                    "incoming_status", "outgoing_status", "act_status",
-                    "enabled_incoming", "enabled_outgoing", "enabled_act",
-                    "incoming_error", "outgoing_error", "act_error", "test_completed_on",
+                    "incoming_status",
+                    "outgoing_status",
+                    "act_status",
+                    "enabled_incoming",
+                    "enabled_outgoing",
+                    "enabled_act",
+                    "incoming_error",
+                    "outgoing_error",
+                    "act_error",
+                    "test_completed_on",
                 )
             }
         )

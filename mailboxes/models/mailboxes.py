@@ -163,21 +163,32 @@ class Mailbox(models.Model):
         editable=False,
     )
     incoming_status = models.CharField(
-        "Incoming Email Status", max_length=10, choices=TestStatus.choices,
-        default=TestStatus.NOT_RUN, editable=False,
+        "Incoming Email Status",
+        max_length=10,
+        choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN,
+        editable=False,
     )
     outgoing_status = models.CharField(
-        "Outgoing Email Status", max_length=10, choices=TestStatus.choices,
-        default=TestStatus.NOT_RUN, editable=False,
+        "Outgoing Email Status",
+        max_length=10,
+        choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN,
+        editable=False,
     )
     act_status = models.CharField(
-        "Appointments, Contacts, and Tasks Status", max_length=10, choices=TestStatus.choices,
-        default=TestStatus.NOT_RUN, editable=False,
+        "Appointments, Contacts, and Tasks Status",
+        max_length=10,
+        choices=TestStatus.choices,
+        default=TestStatus.NOT_RUN,
+        editable=False,
     )
     incoming_error = models.TextField(blank=True, default="", editable=False)
     outgoing_error = models.TextField(blank=True, default="", editable=False)
     act_error = models.TextField(blank=True, default="", editable=False)
-    test_completed_on = models.DateTimeField("Mailbox Test Completed On", null=True, blank=True, editable=False)
+    test_completed_on = models.DateTimeField(
+        "Mailbox Test Completed On", null=True, blank=True, editable=False
+    )
     test_scheduled_on = models.DateTimeField(null=True, blank=True, editable=False)
     enabled_incoming = models.BooleanField("Enabled for Incoming Email", default=False, editable=False)
     enabled_outgoing = models.BooleanField("Enabled for Outgoing Email", default=False, editable=False)
@@ -295,7 +306,9 @@ class Mailbox(models.Model):
 
     @property
     def regarding(self):
-        return self.user if self.kind == self.Kind.USER else self.queue if self.kind == self.Kind.QUEUE else None
+        return (
+            self.user if self.kind == self.Kind.USER else self.queue if self.kind == self.Kind.QUEUE else None
+        )
 
     @property
     def has_password(self) -> bool:
@@ -304,10 +317,15 @@ class Mailbox(models.Model):
     @property
     def processing_warning(self) -> str:
         """M15: the warning for a mailbox that will not be processed as configured."""
-        if self.kind != self.Kind.FORWARD and self.server_profile_id is None and SSYNC in (
-            self.incoming_method,
-            self.outgoing_method,
-            self.act_method,
+        if (
+            self.kind != self.Kind.FORWARD
+            and self.server_profile_id is None
+            and SSYNC
+            in (
+                self.incoming_method,
+                self.outgoing_method,
+                self.act_method,
+            )
         ):
             return M15_WARNING
         return ""
@@ -407,9 +425,10 @@ class Mailbox(models.Model):
                     "server profile; create one with New Forward Mailbox first.",
                 )
         # M16: a user's or queue's mailbox is active only while its user or queue is.
-        if self.is_active and ((is_user and self.user and not self.user.is_active) or (
-            is_queue and self.queue and not self.queue.is_active
-        )):
+        if self.is_active and (
+            (is_user and self.user and not self.user.is_active)
+            or (is_queue and self.queue and not self.queue.is_active)
+        ):
             add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")
         self._reported_by_clean = set(errors)
         if errors:

@@ -127,8 +127,10 @@ def forward_mailbox_create(
 def forward_mailbox_insert(mailbox: Mailbox, *, actor=None, via: str = "") -> Mailbox:
     """Save a new forward mailbox built by a form (the browser's or the admin's)."""
     if mailbox.pk is not None or mailbox.kind != Mailbox.Kind.FORWARD:
-        raise ValidationError("Only forward mailboxes are created on their own; user and queue "
-                              "mailboxes come with their user or queue.")
+        raise ValidationError(
+            "Only forward mailboxes are created on their own; user and queue "
+            "mailboxes come with their user or queue."
+        )
     if mailbox.owner_id is None and actor is not None:
         mailbox.owner = actor
     mailbox.approval_status = ApprovalStatus.EMPTY
@@ -139,7 +141,9 @@ def forward_mailbox_insert(mailbox: Mailbox, *, actor=None, via: str = "") -> Ma
 
 
 @transaction.atomic
-def mailbox_save(mailbox: Mailbox, *, expected_version: int | None = None, actor=None, via: str = "") -> Mailbox:
+def mailbox_save(
+    mailbox: Mailbox, *, expected_version: int | None = None, actor=None, via: str = ""
+) -> Mailbox:
     """Save changes to an existing mailbox, with every rule (M1–M16) and its consequences.
 
     `expected_version` is the version the editor read; if the row has moved on since,
@@ -185,8 +189,9 @@ def mailbox_apply_default_settings(*, mailbox: Mailbox, actor=None, via: str = "
     for field, value in default_settings_for(mailbox.kind, OrganizationSettings.load()).items():
         setattr(mailbox, field, value)
     if mailbox.kind == Mailbox.Kind.FORWARD and mailbox.server_profile is None:
-        raise ValidationError({"server_profile": "The organisation has no default server profile "
-                               "to give this forward mailbox."})
+        raise ValidationError(
+            {"server_profile": "The organisation has no default server profile to give this forward mailbox."}
+        )
     return mailbox_save(mailbox, actor=actor, via=via)
 
 
@@ -202,9 +207,7 @@ def mailbox_set_state(*, mailbox: Mailbox, active: bool, actor=None, via: str = 
 def mailbox_set_approval(*, mailbox: Mailbox, approved: bool, actor=None) -> Mailbox:
     """A1: Approve Email / Reject Email. Forward mailboxes are not approved (M13a)."""
     if mailbox.kind == Mailbox.Kind.FORWARD:
-        raise ValidationError(
-            f"{mailbox.email}: approval does not apply to forward mailboxes."
-        )
+        raise ValidationError(f"{mailbox.email}: approval does not apply to forward mailboxes.")
     status = ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED
     current = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
     if current.approval_status != status:

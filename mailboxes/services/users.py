@@ -22,8 +22,11 @@ def regarding_errors(error: ValidationError) -> ValidationError:
         for item in errors:
             for message in item.messages:
                 if target == NON_FIELD_ERRORS and field != NON_FIELD_ERRORS:
-                    label = Mailbox._meta.get_field(field).verbose_name if field in {
-                        f.name for f in Mailbox._meta.fields} else field
+                    label = (
+                        Mailbox._meta.get_field(field).verbose_name
+                        if field in {f.name for f in Mailbox._meta.fields}
+                        else field
+                    )
                     message = f"Mailbox {label}: {message}"
                 mapped.setdefault(target, []).append(message)
     return ValidationError(mapped)
