@@ -1,5 +1,6 @@
 """Settings for Mailbox Admin: one module, read from the environment (and `.env`)."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -7,7 +8,11 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE="" reads no file (the test settings do that, so a developer's .env never
+# leaks into a test run).
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # Missing keys are reported by the `mailboxadmin.E001`/`E002` system checks with a

@@ -21,6 +21,8 @@ class ActMethod(models.TextChoices):
 
 
 class TestStatus(models.TextChoices):
+    __test__ = False  # not a pytest test class, whatever its name
+
     NOT_RUN = "not-run", "Not Run"
     SUCCESS = "success", "Success"
     FAILURE = "failure", "Failure"

@@ -1,0 +1,88 @@
+"""Every stored credential column, and re-encrypting them under the first key."""
+
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import connection, transaction
+
+from mailboxadmin import encryption
+
+# (model label, ciphertext column, how a record is named in messages)
+CREDENTIAL_COLUMNS = (
+    ("mailboxes.Mailbox", "password_ciphertext", "mailbox id {pk}"),
+    (
+        "serverprofiles.EmailServerProfile",
+        "incoming_password_ciphertext",
+        "email server profile id {pk} (incoming)",
+    ),
+    (
+        "serverprofiles.EmailServerProfile",
+        "outgoing_password_ciphertext",
+        "email server profile id {pk} (outgoing)",
+    ),
+)
+
+
+@dataclass
+class RotationReport:
+    examined: int = 0
+    changed: int = 0
+    undecryptable: list[str] = field(default_factory=list)
+
+
+def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progress=None) -> RotationReport:
+    """Re-encrypt every stored credential with the first key of FIELD_ENCRYPTION_KEYS.
+
+    Works in batches by primary key, each committed on its own, so an interrupted run
+    can simply be started again: values already under the first key are left alone.
+    A value no key decrypts is reported by record and never written.
+    """
+    report = RotationReport()
+    for label, column, record in CREDENTIAL_COLUMNS:
+        model = apps.get_model(label)
+        last_pk = 0
+        while True:
+            rows = list(
+                model.objects.filter(pk__gt=last_pk)
+                .exclude(**{column: ""})
+                .order_by("pk")
+                .values_list("pk", column)[:batch_size]
+            )
+            if not rows:
+                break
+            last_pk = rows[-1][0]
+            updates = []
+            for pk, token in rows:
+                report.examined += 1
+                if encryption.is_encrypted_with_primary_key(token):
+                    continue
+                try:
+                    updates.append((pk, encryption.rotate(token, record=record.format(pk=pk))))
+                except encryption.CredentialDecryptionError:
+                    report.undecryptable.append(record.format(pk=pk))
+            report.changed += len(updates)
+            if updates and not dry_run:
+                _write(model, column, updates)
+            if progress:
+                progress(report)
+    return report
+
+
+def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
+    table = connection.ops.quote_name(model._meta.db_table)
+    quoted = connection.ops.quote_name(column)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cursor.cursor,
+                f"UPDATE {table} AS t SET {quoted} = v.token FROM (VALUES %s) AS v(id, token) "
+                "WHERE t.id = v.id",
+                updates,
+                page_size=len(updates),
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET {quoted} = %s WHERE id = %s", [(t, pk) for pk, t in updates]
+            )

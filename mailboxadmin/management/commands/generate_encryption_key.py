@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand
+
+from mailboxadmin.encryption import generate_key
+
+
+class Command(BaseCommand):
+    help = (
+        "Print a new Fernet key for FIELD_ENCRYPTION_KEYS. To rotate keys, put the new key first "
+        "(FIELD_ENCRYPTION_KEYS=new,old), run rotate_encryption_keys, then drop the old key."
+    )
+
+    def handle(self, *args, **options):
+        self.stdout.write(generate_key())
