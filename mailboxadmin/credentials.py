@@ -69,6 +69,7 @@ def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progres
 
 
 def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
+    # Table and column names come from CREDENTIAL_COLUMNS, never from input.
     table = connection.ops.quote_name(model._meta.db_table)
     quoted = connection.ops.quote_name(column)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -78,11 +79,12 @@ def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
             execute_values(
                 cursor.cursor,
                 f"UPDATE {table} AS t SET {quoted} = v.token FROM (VALUES %s) AS v(id, token) "
-                "WHERE t.id = v.id",
+                "WHERE t.id = v.id",  # noqa: S608
                 updates,
                 page_size=len(updates),
             )
         else:
             cursor.executemany(
-                f"UPDATE {table} SET {quoted} = %s WHERE id = %s", [(t, pk) for pk, t in updates]
+                f"UPDATE {table} SET {quoted} = %s WHERE id = %s",  # noqa: S608
+                [(t, pk) for pk, t in updates],
             )

@@ -5,7 +5,9 @@ import re
 
 # Anything that looks like a credential assignment or a Fernet token.
 _PATTERNS = [
-    re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)\b(\s*[=:]\s*)(\S+)"),
+    re.compile(
+        r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)\b(['\"]?\s*[=:]\s*['\"]?)([^\s'\",}]+)"
+    ),
     re.compile(r"gAAAAA[0-9A-Za-z_\-=]{20,}"),
     re.compile(r"(?i)(AUTH\s+(?:PLAIN|LOGIN)\s+)\S+"),
 ]
