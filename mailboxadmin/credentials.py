@@ -78,8 +78,7 @@ def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
 
             execute_values(
                 cursor.cursor,
-                f"UPDATE {table} AS t SET {quoted} = v.token FROM (VALUES %s) AS v(id, token) "
-                "WHERE t.id = v.id",  # noqa: S608
+                f"UPDATE {table} AS t SET {quoted} = v.token FROM (VALUES %s) AS v(id, token) WHERE t.id = v.id",  # noqa: S608, E501
                 updates,
                 page_size=len(updates),
             )
