@@ -30,7 +30,7 @@ run: $(RUNTIME_STAMP) .env
 test: $(DEV_STAMP)
 	@scripts/test-packages
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests." >&2; exit $$status; }
 
 ## lint: ruff's checks and formatting
 lint: $(DEV_STAMP)
