@@ -10,6 +10,8 @@ os.environ.setdefault(
     "VGVzdEtleU9uZVRlc3RLZXlPbmVUZXN0S2V5T25lMTI=,VGVzdEtleVR3b1Rlc3RLZXlUd29UZXN0S2V5VHdvMTI=",
 )
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# A developer's .env (DEBUG=true from `make run`) must not change what the tests see.
+os.environ.setdefault("DEBUG", "false")
 
 from mailboxadmin.settings import *  # noqa: E402,F403
 
