@@ -58,9 +58,8 @@ class ProfileListView(KeysetListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         # One query for the default, instead of profile.is_default on every row.
-        context["default_profile_id"] = (
-            OrganizationSettings.objects.filter(pk=1).values_list("default_server_profile_id", flat=True).first()
-        )
+        settings = OrganizationSettings.objects.filter(pk=1)
+        context["default_profile_id"] = settings.values_list("default_server_profile_id", flat=True).first()
         context["can_add"] = self.request.user.has_perm("serverprofiles.add_emailserverprofile")
         return context
 

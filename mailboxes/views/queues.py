@@ -54,4 +54,5 @@ class QueueEditView(RegardingFormMixin, ServiceUpdateView):
         return Queue.objects.select_related("owner", "mailbox")
 
     def save(self, form):
-        return queue_save(form.instance, expected_version=form.cleaned_data["version"], actor=self.request.user)
+        version = form.cleaned_data["version"]
+        return queue_save(form.instance, expected_version=version, actor=self.request.user)

@@ -75,4 +75,5 @@ class UserEditView(RegardingFormMixin, ServiceUpdateView):
         return User.objects.select_related("mailbox")
 
     def save(self, form):
-        return user_save(form.instance, expected_version=form.cleaned_data["version"], actor=self.request.user)
+        version = form.cleaned_data["version"]
+        return user_save(form.instance, expected_version=version, actor=self.request.user)
