@@ -20,9 +20,13 @@ class ServiceModelForm(forms.ModelForm):
 
     sections: list[tuple[str, list[str]]] = []
     # When a field applies: {"field": {"other field": [values it must have]}}; for a select,
-    # "other.attr" means the data-attr of its chosen option. app.js hides (and disables)
-    # fields that do not apply; without JavaScript all are shown and validation decides.
+    # "other.attr" means the data-attr of its chosen option. app.js hides fields that do
+    # not apply (their values are still sent; the model ignores or clears them), except
+    # those in `off_when_hidden`, yes/no options that must read No when not offered: it
+    # disables them, so the browser sends nothing. Without JavaScript all fields are shown
+    # and validation decides.
     show_if: dict[str, dict[str, list[str]]] = {}
+    off_when_hidden: set[str] = set()
 
     def add_error(self, field, error):
         if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
@@ -54,6 +58,7 @@ class ServiceModelForm(forms.ModelForm):
                     continue
                 bound = self[name]
                 bound.show_if = json.dumps(self.show_if[name]) if name in self.show_if else ""
+                bound.off_when_hidden = name in self.off_when_hidden
                 fields.append(bound)
             sections.append((title, fields))
         return sections

@@ -125,6 +125,7 @@ class MailboxForm(VersionedModelForm):
             for name in ("username", "password", "clear_password")
         },
     }
+    off_when_hidden = {"allow_credentials"}
 
     class Meta:
         model = Mailbox

@@ -97,6 +97,7 @@ class EmailServerProfileForm(VersionedModelForm):
             for name in ("outgoing_username", "outgoing_password", "clear_outgoing_password")
         },
     }
+    off_when_hidden = {"auto_discover", "move_failed_to_undeliverable"}
 
     class Meta:
         model = EmailServerProfile

@@ -133,7 +133,7 @@ class ProfileCommandView(StaffPermissionMixin, DetailView):
     """POST command=<name>: one of PROFILE_COMMANDS, on this profile."""
 
     model = EmailServerProfile
-    view_permission = ""
+    view_permission = "serverprofiles.view_emailserverprofile"  # GET is refused: 405
     change_permission = "serverprofiles.view_emailserverprofile"  # and the command's own, below
     http_method_names = ["post"]
 

@@ -43,8 +43,7 @@ def test_list_shows_the_columns(sysadmin_client, make_user):
         "Incoming Email",
         "Outgoing Email",
         "Appointments, Contacts, and Tasks",
-        "Incoming Email Status",
-        "Outgoing Email Status",
+        "Incoming/Outgoing Status",
         "Email Address Status",
         "Status",
     ]:

@@ -121,7 +121,7 @@ def _messages_of(error: ValidationError) -> str:
 class MailboxCommandView(StaffPermissionMixin, View):
     """POST command=<name>, selected=<mailbox id>..., next=<where to go back to>."""
 
-    view_permission = ""
+    view_permission = "mailboxes.view_mailbox"  # GET is refused below: 405
     change_permission = "mailboxes.view_mailbox"  # and the command's own permission, below
     http_method_names = ["post"]
 

@@ -24,8 +24,10 @@
 
   /* Fields that apply only in some cases: data-show-if='{"field": ["value", ...], ...}'.
      A condition names another field of the same form; "field.attr" means the data-attr
-     of the chosen option of a select. A checkbox's value is "true" or "false". Hidden
-     inputs are also disabled, so what does not apply is not sent. */
+     of the chosen option of a select. A checkbox's value is "true" or "false". A hidden
+     field's value is still sent (the server ignores what does not apply), except with
+     data-off-when-hidden: its inputs are disabled, so a hidden yes/no option reads No.
+     A field showing an error is never hidden. */
   function valueOf(form, key) {
     var parts = key.split(".");
     var input = form.elements.namedItem(parts[0]);
@@ -47,7 +49,9 @@
   }
 
   function setShown(element, shown) {
+    if (element.classList.contains("field--error")) shown = true;
     element.hidden = !shown;
+    if (!element.hasAttribute("data-off-when-hidden")) return;
     element.querySelectorAll("input, select, textarea").forEach(function (input) {
       if (!shown && !input.disabled) {
         input.disabled = true;
