@@ -5,7 +5,7 @@ import json
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 
 from mailboxadmin import ratelimit
 
@@ -45,7 +45,7 @@ class ServiceModelForm(forms.ModelForm):
     def _label_for(self, name: str) -> str:
         try:
             return str(self._meta.model._meta.get_field(name).verbose_name).capitalize()
-        except Exception:  # noqa: BLE001 - a name that is not a model field is shown as is
+        except FieldDoesNotExist:
             return name
 
     def section_list(self):

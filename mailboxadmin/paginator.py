@@ -12,7 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,19 @@ def keyset_page(
     after: str = "",
     before: str = "",
     per_page: int = 50,
+    sort_matches: bool = False,
 ) -> KeysetPage:
     """One page of `queryset` in the order of `keys`, after or before a cursor.
 
     Runs exactly one query. `has_next`/`has_previous` come from fetching one row more
     than the page holds, never from counting.
+
+    `sort_matches` is for searches: it asks the database to find the matching rows first
+    (through the search's own indexes) and sort just those, instead of walking the sort
+    index in order and testing every row, which PostgreSQL prefers when it cannot tell
+    how few rows match, and which takes seconds when the matches lie deep in that order.
+    It says so by asking for NULLs where the index does not keep them (the sort keys are
+    never NULL, so the order is the same).
     """
     annotations = {k.name: k.expression for k in keys if k.expression is not None}
     if annotations:
@@ -97,7 +105,13 @@ def keyset_page(
     before_values = decode_cursor(before, len(keys)) if after_values is None else None
     walking_back = before_values is not None
 
-    order = [f"-{k.name}" if descending != walking_back else k.name for k in keys]
+    backwards = descending != walking_back
+    if sort_matches:
+        order = [
+            F(k.name).desc(nulls_last=True) if backwards else F(k.name).asc(nulls_first=True) for k in keys
+        ]
+    else:
+        order = [f"-{k.name}" if backwards else k.name for k in keys]
     if after_values is not None:
         queryset = queryset.filter(_beyond(keys, after_values, forward=not descending))
     elif walking_back:

@@ -56,6 +56,7 @@ def test_administrator_sets_up_a_forward_mailbox(browser_page, sysadmin, artifac
     )
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("The email server profile “Contoso IMAP” was created.")).to_be_visible()
+    page.screenshot(path=str(artifacts / "profile-form.png"), full_page=True)
     profile = EmailServerProfile.objects.get(name="Contoso IMAP")
     assert (profile.incoming_port, profile.outgoing_port) == (993, 465)  # filled on save
 

@@ -326,3 +326,27 @@ def test_unknown_command_changes_nothing(sysadmin_client, make_forward_mailbox):
     )
     assert page_messages(response) == ["Unknown command."]
     assert Mailbox.objects.filter(pk=mailbox.pk).exists()
+
+
+def test_a_short_search_matches_whole_names_and_addresses(sysadmin_client, make_forward_mailbox):
+    """One or two letters would match most of a million rows: they match exactly instead."""
+    make_forward_mailbox(name="Bo", email="bo@example.test")
+    make_forward_mailbox(name="Bob", email="bob@example.test")
+    response = sysadmin_client.get("/mailboxes/", {"view": "forward", "q": "bo"})
+    assert names(response) == ["Bo"]
+    assert "Type 3 or more characters" in response.content.decode()
+    assert names(sysadmin_client.get("/mailboxes/", {"view": "forward", "q": "BO@EXAMPLE.TEST"})) == ["Bo"]
+    assert names(sysadmin_client.get("/mailboxes/", {"view": "forward", "q": "bob"})) == ["Bob"]
+
+
+def test_search_results_page_in_order(sysadmin_client, profile):
+    bulk_forward_mailboxes(profile, 70)
+    first = sysadmin_client.get("/mailboxes/", {"view": "forward", "q": "box"})
+    second = follow_link(sysadmin_client, first, "next")
+    assert names(first) + names(second) == [f"Box {i:04d}" for i in range(70)]
+    back = follow_link(sysadmin_client, second, "previous")
+    assert names(back) == names(first)
+    descending = sysadmin_client.get("/mailboxes/", {"view": "forward", "q": "box", "sort": "-name"})
+    assert names(follow_link(sysadmin_client, descending, "next")) == [
+        f"Box {i:04d}" for i in range(19, -1, -1)
+    ]

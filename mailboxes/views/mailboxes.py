@@ -4,7 +4,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from mailboxadmin.paginator import SortKey
-from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView
+from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
@@ -50,8 +50,7 @@ class MailboxListView(KeysetListView):
         )
         q = self.request.GET.get("q", "").strip()
         if q:
-            # Prefix search: an index on UPPER(name) / UPPER(email) serves it (0004_ui_*).
-            mailboxes = mailboxes.filter(Q(name__istartswith=q) | Q(email__istartswith=q))
+            mailboxes = mailboxes.filter(search_filter(q, ["name", "email"]))
         profile = self.request.GET.get("profile", "")
         if profile.isdigit():
             mailboxes = mailboxes.filter(server_profile_id=int(profile))

@@ -1,9 +1,7 @@
 """Queue pages: list, new queue (which creates its mailbox), and the queue form."""
 
-from django.db.models import Q
-
 from mailboxadmin.paginator import SortKey
-from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView
+from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
 from mailboxes.forms import NewQueueForm, QueueForm
 from mailboxes.models import Queue
 from mailboxes.services.queues import queue_insert, queue_save
@@ -21,7 +19,7 @@ class QueueListView(KeysetListView):
         queues = Queue.objects.select_related("owner", "mailbox")
         q = self.request.GET.get("q", "").strip()
         if q:
-            queues = queues.filter(Q(name__istartswith=q) | Q(email__istartswith=q))
+            queues = queues.filter(search_filter(q, ["name", "email"]))
         return queues
 
     def get_context_data(self, **kwargs):

@@ -1,9 +1,7 @@
 """User pages: list, new user (which creates its mailbox), and the user form."""
 
-from django.db.models import Q
-
 from mailboxadmin.paginator import SortKey
-from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView
+from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
 from mailboxes.forms import NewUserForm, UserForm
 from mailboxes.models import User
 from mailboxes.services.users import user_insert, user_save
@@ -24,9 +22,7 @@ class UserListView(KeysetListView):
         users = User.objects.select_related("mailbox")
         q = self.request.GET.get("q", "").strip()
         if q:
-            users = users.filter(
-                Q(username__istartswith=q) | Q(full_name__istartswith=q) | Q(email__istartswith=q)
-            )
+            users = users.filter(search_filter(q, ["username", "full_name", "email"]))
         return users
 
     def get_context_data(self, **kwargs):
