@@ -552,3 +552,20 @@ def test_a_forward_mailbox_made_elsewhere_is_edited_normally(sysadmin_client, pr
     response = sysadmin_client.get(url(mailbox))
     assert response.status_code == 200
     assert response.context["form"]["version"].value() == 1
+
+
+def test_form_shows_the_last_test_errors_and_alerts(sysadmin_client, make_forward_mailbox):
+    from mailboxes.models import MailboxAlert
+
+    mailbox = make_forward_mailbox()
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        incoming_status=choices.TestStatus.FAILURE, incoming_error="Authentication failed."
+    )
+    MailboxAlert.objects.create(
+        mailbox=mailbox, severity="error", workload="incoming", message="The host name does not resolve."
+    )
+    response = sysadmin_client.get(url(mailbox))
+    html = response.content.decode()
+    assert "<strong>Incoming Email:</strong> Authentication failed." in html
+    assert "<td>The host name does not resolve.</td>" in html
+    assert re.search(r'name="incoming_status" value="Failure" disabled', html)
