@@ -1,3 +1,5 @@
 pytest_plugins = [
     "tests.fixtures.core",
+    "tests.fixtures.ui",
+    "tests.fixtures.browser",
 ]

@@ -1,0 +1,160 @@
+"""Form pieces every page shares: stale-edit versions, write-only passwords, sections."""
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
+
+from mailboxadmin import ratelimit
+
+
+class ServiceModelForm(forms.ModelForm):
+    """A ModelForm whose instance is saved by a service, never by form.save().
+
+    `sections` names the headed groups of fields the template renders, in order.
+    Errors the model or a service reports for a field this form does not show are kept
+    as errors of the whole form, with the field's label, instead of being lost.
+    """
+
+    sections: list[tuple[str, list[str]]] = []
+    # When a field applies: {"field": {"other field": [values it must have]}}; for a select,
+    # "other.attr" means the data-attr of its chosen option. app.js hides fields that do
+    # not apply (their values are still sent; the model ignores or clears them), except
+    # those in `off_when_hidden`, yes/no options that must read No when not offered: it
+    # disables them, so the browser sends nothing. Without JavaScript all fields are shown
+    # and validation decides.
+    show_if: dict[str, dict[str, list[str]]] = {}
+    off_when_hidden: set[str] = set()
+
+    def add_error(self, field, error):
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            remapped: dict[str, list] = {}
+            for name, errors in error.error_dict.items():
+                if name == NON_FIELD_ERRORS or name in self.fields:
+                    remapped.setdefault(name, []).extend(errors)
+                    continue
+                label = self._label_for(name)
+                for item in errors:
+                    for message in item.messages:
+                        remapped.setdefault(NON_FIELD_ERRORS, []).append(f"{label}: {message}")
+            error = ValidationError(remapped)
+        super().add_error(field, error)
+
+    def _label_for(self, name: str) -> str:
+        try:
+            return str(self._meta.model._meta.get_field(name).verbose_name).capitalize()
+        except FieldDoesNotExist:
+            return name
+
+    def section_list(self):
+        """[(title, [bound fields])] for the template; fields not listed are left out."""
+        sections = []
+        for title, names in self.sections:
+            fields = []
+            for name in names:
+                if name not in self.fields:
+                    continue
+                bound = self[name]
+                bound.show_if = json.dumps(self.show_if[name]) if name in self.show_if else ""
+                bound.off_when_hidden = name in self.off_when_hidden
+                fields.append(bound)
+            sections.append((title, fields))
+        return sections
+
+    def make_read_only(self) -> None:
+        """For users who may view but not change: every input disabled, nothing accepted."""
+        for field in self.fields.values():
+            field.disabled = True
+
+
+class VersionedModelForm(ServiceModelForm):
+    """An edit form that carries the version of the row it was opened on.
+
+    The services compare it with the row's current version and refuse the save when
+    someone else saved in between (StaleEditError): no lost updates.
+    """
+
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["version"].initial = self.instance.version
+
+
+class WriteOnlyPasswordField(forms.CharField):
+    """A password input that is always rendered empty: the stored value never leaves."""
+
+    widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+
+
+def apply_write_only_password(form, *, field: str, clear_field: str, setter, clear) -> None:
+    """Put a write-only password from `form` on its instance, in form.clean().
+
+    Empty input keeps the stored password; the clear checkbox removes it. This runs
+    before the model's own validation, so a rule that needs a password sees the new one.
+    """
+    password = form.cleaned_data.get(field)
+    if password and form.cleaned_data.get(clear_field):
+        form.add_error(clear_field, "Enter a new password or clear the stored one, not both.")
+    elif password:
+        setter(password)
+    elif form.cleaned_data.get(clear_field):
+        clear()
+
+
+def password_help(has_password: bool, help_text: str) -> str:
+    if has_password:
+        return f"A password is set. {help_text} Leave empty to keep it."
+    return f"No password is set. {help_text}"
+
+
+class UsernameChoiceField(forms.ModelChoiceField):
+    """Choose a user by typing the user name: a drop-down of every user does not scale."""
+
+    widget = forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+    default_error_messages = {"invalid_choice": "There is no user with this user name."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("queryset", get_user_model().objects.all())
+        kwargs.setdefault("to_field_name", "username")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):  # a primary key from model_to_dict()
+            user = get_user_model().objects.filter(pk=value).only("username").first()
+            return user.username if user else ""
+        return super().prepare_value(value)
+
+
+class RateLimitedAuthenticationForm(AuthenticationForm):
+    """Django's login form, refusing a username+address that failed too often recently."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "too_many_attempts": (
+            "Too many failed sign-in attempts for this user name. Sign-in is blocked for a "
+            "while; try again later, or ask an administrator."
+        ),
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        address = ratelimit.client_address(self.request)
+        if username and ratelimit.login_blocked(username, address):
+            raise ValidationError(self.error_messages["too_many_attempts"], code="too_many_attempts")
+        try:
+            cleaned = super().clean()
+        except ValidationError as error:
+            if username and self.cleaned_data.get("password"):
+                ratelimit.login_failed(username, address)
+            raise error
+        ratelimit.login_succeeded(username, address)
+        return cleaned

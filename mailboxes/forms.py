@@ -1,0 +1,267 @@
+"""Browser forms for mailboxes, users, queues and the organisation's email settings.
+
+Forms only gather input: every rule is the model's (clean() and constraints) and every
+write is a service's. A form's help texts explain each field in one sentence.
+"""
+
+from django import forms
+from django.utils import formats, timezone
+
+from mailboxadmin.forms import (
+    UsernameChoiceField,
+    VersionedModelForm,
+    WriteOnlyPasswordField,
+    apply_write_only_password,
+    password_help,
+)
+from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
+from serverprofiles.models import EmailServerProfile
+
+
+class ServerProfileSelect(forms.Select):
+    """A profile drop-down whose options say how each profile authenticates.
+
+    mailbox-form.js reads `data-user-credentials` to offer the Credentials fields only
+    for profiles that use "Credentials Specified by a User or Queue"; the server's
+    validation (M7) decides either way.
+    """
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        profile = getattr(value, "instance", None)
+        if profile is not None:
+            option["attrs"]["data-user-credentials"] = "true" if profile.uses_user_credentials else "false"
+        return option
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%dT%H:%M")
+
+
+def _profile_field(**kwargs) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=EmailServerProfile.objects.order_by("name"), widget=ServerProfileSelect, **kwargs
+    )
+
+
+def _read_only(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(label=label, help_text=help_text, required=False, disabled=True)
+
+
+# What each kind of mailbox may choose, said where the choice is made (M3, M4, M9, M10).
+_KIND_HELP = {
+    Mailbox.Kind.FORWARD: {
+        "incoming_method": "A forward mailbox receives with None or Server-Side Synchronization "
+        "or Email Router.",
+        "outgoing_method": "A forward mailbox never sends: its Outgoing Email is None.",
+        "act_method": "A forward mailbox does not synchronise these: None.",
+        "owner": "The user responsible for this forward mailbox; by default whoever created it.",
+    },
+    Mailbox.Kind.QUEUE: {
+        "incoming_method": "A queue mailbox receives with None, Server-Side Synchronization or "
+        "Email Router, or Forward Mailbox.",
+        "outgoing_method": "A queue mailbox sends with None or Server-Side Synchronization or Email Router.",
+        "act_method": "A queue mailbox does not synchronise these: None.",
+        "owner": "A queue mailbox's owner is its queue's owner; change it on the queue.",
+    },
+    Mailbox.Kind.USER: {
+        "owner": "A user mailbox belongs to its user.",
+    },
+}
+
+
+class MailboxForm(VersionedModelForm):
+    """The mailbox form of every kind: its four sections, as the CRM lays them out."""
+
+    owner = UsernameChoiceField(label="Owner", required=False)
+    password = WriteOnlyPasswordField(label="Password")
+    clear_password = forms.BooleanField(
+        label="Clear password", required=False, help_text="Remove the stored password on save."
+    )
+    server_profile = _profile_field(
+        label="Server Profile",
+        required=False,
+        help_text=Mailbox._meta.get_field("server_profile").help_text,
+    )
+    regarding = _read_only(
+        "Regarding", "The user or queue this mailbox belongs to; empty for a forward mailbox."
+    )
+    is_forward = _read_only(
+        "Is Forward Mailbox",
+        "A forward mailbox receives copies of other mailboxes' email; this is set when it is created.",
+    )
+    incoming_status = _read_only(
+        "Incoming Email Status", "The result of the last test of receiving email (Test & Enable)."
+    )
+    outgoing_status = _read_only(
+        "Outgoing Email Status", "The result of the last test of sending email (Test & Enable)."
+    )
+    act_status = _read_only(
+        "Appointments, Contacts, and Tasks Status",
+        "The result of the last test of synchronising appointments, contacts and tasks.",
+    )
+    test_completed_on = _read_only("Mailbox Test Completed On", "When the last Test & Enable finished.")
+
+    sections = [
+        ("General", ["name", "owner", "email", "delete_after_processing", "regarding", "is_forward"]),
+        ("Credentials", ["allow_credentials", "username", "password", "clear_password"]),
+        (
+            "Synchronization Method",
+            ["server_profile", "incoming_method", "outgoing_method", "act_method", "process_email_after"],
+        ),
+        (
+            "Configuration Test Results",
+            ["incoming_status", "outgoing_status", "act_status", "test_completed_on"],
+        ),
+    ]
+
+    show_if = {
+        "allow_credentials": {"server_profile.user-credentials": ["true"]},
+        **{
+            name: {"server_profile.user-credentials": ["true"], "allow_credentials": ["true"]}
+            for name in ("username", "password", "clear_password")
+        },
+    }
+    off_when_hidden = {"allow_credentials"}
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "name",
+            "owner",
+            "email",
+            "delete_after_processing",
+            "allow_credentials",
+            "username",
+            "server_profile",
+            "incoming_method",
+            "outgoing_method",
+            "act_method",
+            "process_email_after",
+        ]
+        widgets = {"process_email_after": DateTimeLocalInput}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        mailbox = self.instance
+        self.had_password = mailbox.has_password
+        self.fields["password"].help_text = password_help(
+            self.had_password, "Stored encrypted; it is never shown."
+        )
+        self.initial["owner"] = mailbox.owner if mailbox.owner_id else None
+        for name, text in _KIND_HELP.get(mailbox.kind, {}).items():
+            self.fields[name].help_text = text
+        if mailbox.kind != Mailbox.Kind.FORWARD:
+            self.fields["owner"].disabled = True
+        self.fields["username"].widget.attrs["autocomplete"] = "off"
+
+        regarding = mailbox.regarding
+        self.initial.update(
+            regarding=str(regarding) if regarding is not None else "",
+            is_forward="Yes" if mailbox.is_forward else "No",
+            incoming_status=mailbox.get_incoming_status_display(),
+            outgoing_status=mailbox.get_outgoing_status_display(),
+            act_status=mailbox.get_act_status_display(),
+            test_completed_on=formats.date_format(
+                timezone.localtime(mailbox.test_completed_on), "DATETIME_FORMAT"
+            )
+            if mailbox.test_completed_on
+            else "",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        apply_write_only_password(
+            self,
+            field="password",
+            clear_field="clear_password",
+            setter=self.instance.set_password,
+            clear=lambda: setattr(self.instance, "password_ciphertext", ""),
+        )
+        return cleaned
+
+
+class ForwardMailboxForm(MailboxForm):
+    """New Forward Mailbox: the same form, for a mailbox that does not exist yet."""
+
+    version = None
+
+
+class UserForm(VersionedModelForm):
+    sections = [("General", ["username", "full_name", "email", "is_active"])]
+
+    class Meta:
+        model = User
+        fields = ["username", "full_name", "email", "is_active"]
+        labels = {"username": "User Name", "is_active": "Active"}
+        help_texts = {
+            "username": "The name this person signs in with: letters, digits and @ . + - _ only.",
+            "full_name": "The person's name as colleagues know it.",
+            "is_active": "An inactive user cannot sign in, and their mailbox is inactive too.",
+        }
+
+
+class QueueForm(VersionedModelForm):
+    owner = UsernameChoiceField(
+        label="Owner", help_text="The user name of the person responsible for this queue."
+    )
+
+    sections = [
+        ("General", ["name", "queue_type", "email", "owner", "description"]),
+        ("Email Settings", ["convert_incoming", "is_active"]),
+    ]
+
+    class Meta:
+        model = Queue
+        fields = ["name", "queue_type", "email", "owner", "description", "convert_incoming", "is_active"]
+        help_texts = {
+            "name": "The name shown in lists of queues.",
+            "queue_type": "Public queues are visible to everyone; private queues only to their members.",
+            "description": "What this queue is for.",
+            "convert_incoming": "Which incoming email messages become activities of this queue.",
+            "is_active": "An inactive queue's mailbox is inactive too: it is neither tested nor processed.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.owner_id:
+            self.initial["owner"] = self.instance.owner
+
+
+class OrganizationSettingsForm(VersionedModelForm):
+    default_server_profile = _profile_field(
+        label="Server Profile",
+        required=False,
+        help_text=OrganizationSettings._meta.get_field("default_server_profile").help_text,
+    )
+
+    sections = [
+        (
+            "Default Email Settings for New Mailboxes",
+            ["default_server_profile", "default_incoming", "default_outgoing", "default_act"],
+        ),
+        ("Approval", ["approval_required_for_users", "approval_required_for_queues"]),
+    ]
+
+    class Meta:
+        model = OrganizationSettings
+        fields = [
+            "default_server_profile",
+            "default_incoming",
+            "default_outgoing",
+            "default_act",
+            "approval_required_for_users",
+            "approval_required_for_queues",
+        ]
+
+
+class NewUserForm(UserForm):
+    version = None
+
+
+class NewQueueForm(QueueForm):
+    version = None

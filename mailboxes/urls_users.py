@@ -1,0 +1,10 @@
+from django.urls import path
+
+from mailboxes.views.users import NewUserView, UserEditView, UserListView
+
+app_name = "users"
+urlpatterns = [
+    path("", UserListView.as_view(), name="list"),
+    path("new/", NewUserView.as_view(), name="new"),
+    path("<int:pk>/", UserEditView.as_view(), name="edit"),
+]

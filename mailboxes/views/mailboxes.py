@@ -1,0 +1,133 @@
+"""Mailbox pages: the list, New Forward Mailbox, and the mailbox form."""
+
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from mailboxadmin.paginator import SortKey
+from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
+from mailboxes.forms import ForwardMailboxForm, MailboxForm
+from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
+from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
+from mailboxes.views.commands import commands_for
+
+FAILURE = TestStatus.FAILURE
+
+# The saved views above the list: (label, filter). Each filter has an index that starts
+# with its column and continues with the name, so a page of it is an index range scan;
+# "failed" is three single-column indexes OR-ed (few rows fail at a time).
+SAVED_VIEWS = {
+    "active": ("Active Mailboxes", Q(state=Mailbox.State.ACTIVE)),
+    "forward": ("Forward Mailboxes", Q(kind=Mailbox.Kind.FORWARD)),
+    "pending": ("Pending Approval", Q(approval_status=ApprovalStatus.PENDING)),
+    "failed": (
+        "Failed Tests",
+        Q(incoming_status=FAILURE) | Q(outgoing_status=FAILURE) | Q(act_status=FAILURE),
+    ),
+    "inactive": ("Inactive Mailboxes", Q(state=Mailbox.State.INACTIVE)),
+    "all": ("All Mailboxes", Q()),
+}
+DEFAULT_VIEW = "active"
+
+
+class MailboxListView(KeysetListView):
+    template_name = "mailboxes/mailbox_list.html"
+    view_permission = "mailboxes.view_mailbox"
+    change_permission = "mailboxes.change_mailbox"
+    sorts = {
+        "name": [SortKey("name"), SortKey("id")],
+        # Unique (M11), so the address alone orders the rows; the unique index on
+        # LOWER(email) serves both the order and the cursor.
+        "email": [SortKey("email_lower", Lower("email"))],
+    }
+
+    def saved_view(self) -> str:
+        view = self.request.GET.get("view", "")
+        return view if view in SAVED_VIEWS else DEFAULT_VIEW
+
+    def get_queryset(self):
+        mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").filter(
+            SAVED_VIEWS[self.saved_view()][1]
+        )
+        q = self.request.GET.get("q", "").strip()
+        if q:
+            mailboxes = mailboxes.filter(search_filter(q, ["name", "email"]))
+        profile = self.request.GET.get("profile", "")
+        if profile.isdigit():
+            mailboxes = mailboxes.filter(server_profile_id=int(profile))
+        return mailboxes
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        current = self.saved_view()
+        context.update(
+            saved_views=[
+                {"key": key, "label": label, "link": self.query_string(view=key), "current": key == current}
+                for key, (label, _) in SAVED_VIEWS.items()
+            ],
+            current_view=SAVED_VIEWS[current][0],
+            view=current,
+            commands=commands_for(self.request.user),
+            can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
+        )
+        return context
+
+
+class MailboxFormContextMixin:
+    list_url_name = "mailboxes:list"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context["form"]
+        context["mailbox"] = form.instance
+        context["warning"] = form.instance.processing_warning
+        return context
+
+
+class NewForwardMailboxView(MailboxFormContextMixin, ServiceCreateView):
+    """New Forward Mailbox (M1: the only kind of mailbox that is created on its own)."""
+
+    form_class = ForwardMailboxForm
+    template_name = "mailboxes/mailbox_form.html"
+    add_permission = "mailboxes.add_mailbox"
+    saved_message = "The forward mailbox “{object.name}” was created."
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        defaults = default_settings_for(Mailbox.Kind.FORWARD, OrganizationSettings.load())
+        kwargs["instance"] = Mailbox(kind=Mailbox.Kind.FORWARD, owner=self.request.user, **defaults)
+        return kwargs
+
+    def save(self, form):
+        return forward_mailbox_insert(form.instance, actor=self.request.user)
+
+
+class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
+    form_class = MailboxForm
+    template_name = "mailboxes/mailbox_form.html"
+    view_permission = "mailboxes.view_mailbox"
+    change_permission = "mailboxes.change_mailbox"
+    saved_message = "The mailbox “{object.name}” was saved."
+
+    def get_queryset(self):
+        return Mailbox.objects.select_related("user", "queue", "server_profile", "owner")
+
+    def save(self, form):
+        return mailbox_save(
+            form.instance, expected_version=form.cleaned_data["version"], actor=self.request.user
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        mailbox = self.object
+        context["commands"] = commands_for(self.request.user, mailbox=mailbox)
+        context["alerts"] = mailbox.alerts.all()[:10]
+        context["test_errors"] = [
+            (label, error)
+            for label, error in (
+                ("Incoming Email", mailbox.incoming_error),
+                ("Outgoing Email", mailbox.outgoing_error),
+                ("Appointments, Contacts, and Tasks", mailbox.act_error),
+            )
+            if error
+        ]
+        return context

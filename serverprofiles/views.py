@@ -1,0 +1,154 @@
+"""Email server profile pages: list, new, edit, delete (refused while mailboxes use it)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.generic import DetailView
+
+from mailboxadmin.paginator import SortKey
+from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, StaffPermissionMixin
+from mailboxes.models import OrganizationSettings
+from serverprofiles.forms import EmailServerProfileForm, NewEmailServerProfileForm
+from serverprofiles.models import EmailServerProfile
+from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
+
+
+@dataclass(frozen=True)
+class ProfileCommand:
+    name: str  # the value the button posts
+    label: str  # the button's text
+    permission: str
+    run: Callable  # run(profile, actor) -> str: the message to show; ValidationError refuses
+
+
+# SLOT: the profile form's command bar shows these after Save / Save & Close. Wire the
+# testing service by adding, e.g.
+#   ProfileCommand("test-connection", "Test Connection", "mailboxes.test_mailbox",
+#                  run=lambda profile, actor: <test the profile's servers; return a summary>)
+#   ProfileCommand("test-mailboxes", "Test & Enable Mailboxes", "mailboxes.test_mailbox",
+#                  run=lambda profile, actor: <schedule Test & Enable of its mailboxes>)
+PROFILE_COMMANDS: dict[str, ProfileCommand] = {command.name: command for command in []}
+
+
+def profile_commands_for(user) -> list[ProfileCommand]:
+    return [command for command in PROFILE_COMMANDS.values() if user.has_perm(command.permission)]
+
+
+class ProfileListView(KeysetListView):
+    template_name = "serverprofiles/profile_list.html"
+    view_permission = "serverprofiles.view_emailserverprofile"
+    change_permission = "serverprofiles.change_emailserverprofile"
+    sorts = {"name": [SortKey("name")]}  # unique
+
+    def get_queryset(self):
+        profiles = EmailServerProfile.objects.select_related("owner")
+        q = self.request.GET.get("q", "").strip()
+        if q:
+            profiles = profiles.filter(
+                Q(name__istartswith=q) | Q(incoming_server__icontains=q) | Q(outgoing_server__icontains=q)
+            )
+        return profiles
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # One query for the default, instead of profile.is_default on every row.
+        settings = OrganizationSettings.objects.filter(pk=1)
+        context["default_profile_id"] = settings.values_list("default_server_profile_id", flat=True).first()
+        context["can_add"] = self.request.user.has_perm("serverprofiles.add_emailserverprofile")
+        return context
+
+
+class ProfileFormMixin:
+    list_url_name = "serverprofiles:list"
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["can_set_default"] = self.request.user.has_perm("mailboxes.change_organizationsettings")
+        return kwargs
+
+
+class NewProfileView(ProfileFormMixin, ServiceCreateView):
+    form_class = NewEmailServerProfileForm
+    template_name = "serverprofiles/profile_form.html"
+    add_permission = "serverprofiles.add_emailserverprofile"
+    saved_message = "The email server profile “{object.name}” was created."
+
+    def save(self, form):
+        return profile_create(
+            form.instance, make_default=form.cleaned_data["make_default"], actor=self.request.user
+        )
+
+
+class ProfileEditView(ProfileFormMixin, ServiceUpdateView):
+    form_class = EmailServerProfileForm
+    template_name = "serverprofiles/profile_form.html"
+    view_permission = "serverprofiles.view_emailserverprofile"
+    change_permission = "serverprofiles.change_emailserverprofile"
+    saved_message = "The email server profile “{object.name}” was saved."
+
+    def get_queryset(self):
+        return EmailServerProfile.objects.select_related("owner")
+
+    def save(self, form):
+        return profile_save(
+            form.instance,
+            expected_version=form.cleaned_data["version"],
+            make_default=form.cleaned_data["make_default"],
+            actor=self.request.user,
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["commands"] = profile_commands_for(self.request.user)
+        context["can_delete"] = self.request.user.has_perm("serverprofiles.delete_emailserverprofile")
+        return context
+
+
+class ProfileDeleteView(StaffPermissionMixin, DetailView):
+    """GET asks to confirm; POST deletes, or (P8) lists the mailboxes that use the profile."""
+
+    model = EmailServerProfile
+    template_name = "serverprofiles/profile_delete.html"
+    view_permission = "serverprofiles.delete_emailserverprofile"
+    change_permission = "serverprofiles.delete_emailserverprofile"
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        try:
+            profile_delete(profile=self.object, actor=request.user)
+        except ProfileInUseError as error:
+            context = self.get_context_data(object=self.object, in_use=error)
+            return self.render_to_response(context, status=409)
+        messages.success(request, f"The email server profile “{self.object.name}” was deleted.")
+        return HttpResponseRedirect(reverse("serverprofiles:list"))
+
+
+class ProfileCommandView(StaffPermissionMixin, DetailView):
+    """POST command=<name>: one of PROFILE_COMMANDS, on this profile."""
+
+    model = EmailServerProfile
+    view_permission = "serverprofiles.view_emailserverprofile"  # GET is refused: 405
+    change_permission = "serverprofiles.view_emailserverprofile"  # and the command's own, below
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        profile = get_object_or_404(EmailServerProfile, pk=pk)
+        command = PROFILE_COMMANDS.get(request.POST.get("command", ""))
+        if command is None:
+            messages.error(request, "Unknown command.")
+            return HttpResponseRedirect(profile.get_absolute_url())
+        if not request.user.has_perm(command.permission):
+            raise PermissionDenied
+        try:
+            outcome = command.run(profile, request.user)
+        except ValidationError as error:
+            messages.error(request, f"{command.label}: {' '.join(error.messages)}")
+        else:
+            messages.success(request, outcome or f"{command.label}: done.")
+        return HttpResponseRedirect(profile.get_absolute_url())

@@ -1,0 +1,80 @@
+/* Mailbox Admin: small progressive enhancements. Every page works without this file;
+   the server's validation decides what is saved. */
+(function () {
+  "use strict";
+
+  /* "Select all" checkbox of a list: data-select-all="<name of the row checkboxes>". */
+  function setUpSelectAll(box) {
+    var form = box.form;
+    if (!form) return;
+    var rows = function () {
+      return form.querySelectorAll('input[type="checkbox"][name="' + box.dataset.selectAll + '"]');
+    };
+    box.addEventListener("change", function () {
+      rows().forEach(function (row) { row.checked = box.checked; });
+    });
+    form.addEventListener("change", function (event) {
+      if (event.target === box) return;
+      var all = rows();
+      var checked = Array.prototype.filter.call(all, function (row) { return row.checked; }).length;
+      box.checked = all.length > 0 && checked === all.length;
+      box.indeterminate = checked > 0 && checked < all.length;
+    });
+  }
+
+  /* Fields that apply only in some cases: data-show-if='{"field": ["value", ...], ...}'.
+     A condition names another field of the same form; "field.attr" means the data-attr
+     of the chosen option of a select. A checkbox's value is "true" or "false". A hidden
+     field's value is still sent (the server ignores what does not apply), except with
+     data-off-when-hidden: its inputs are disabled, so a hidden yes/no option reads No.
+     A field showing an error is never hidden. */
+  function valueOf(form, key) {
+    var parts = key.split(".");
+    var input = form.elements.namedItem(parts[0]);
+    if (!input) return null;
+    if (input.type === "checkbox") return input.checked ? "true" : "false";
+    if (parts.length > 1 && input.tagName === "SELECT") {
+      var option = input.options[input.selectedIndex];
+      return (option && option.getAttribute("data-" + parts[1])) || "";
+    }
+    return input.value;
+  }
+
+  function applies(form, element) {
+    var conditions = JSON.parse(element.dataset.showIf);
+    return Object.keys(conditions).every(function (key) {
+      var value = valueOf(form, key);
+      return value === null || conditions[key].indexOf(value) !== -1;
+    });
+  }
+
+  function setShown(element, shown) {
+    if (element.classList.contains("field--error")) shown = true;
+    element.hidden = !shown;
+    if (!element.hasAttribute("data-off-when-hidden")) return;
+    element.querySelectorAll("input, select, textarea").forEach(function (input) {
+      if (!shown && !input.disabled) {
+        input.disabled = true;
+        input.dataset.hiddenByScript = "true";
+      } else if (shown && input.dataset.hiddenByScript) {
+        input.disabled = false;
+        delete input.dataset.hiddenByScript;
+      }
+    });
+  }
+
+  function setUpConditionalFields(form) {
+    var dependent = form.querySelectorAll("[data-show-if]");
+    if (!dependent.length) return;
+    var update = function () {
+      dependent.forEach(function (element) { setShown(element, applies(form, element)); });
+    };
+    form.addEventListener("change", update);
+    update();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-select-all]").forEach(setUpSelectAll);
+    document.querySelectorAll("form.record-form").forEach(setUpConditionalFields);
+  });
+})();
