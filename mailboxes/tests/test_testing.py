@@ -16,9 +16,7 @@ from mailboxes.models import (
     MailboxAlert,
     OutgoingMethod,
 )
-from mailboxes.models import (
-    TestStatus as Status,
-)
+from mailboxes.models import TestStatus as Status  # pytest would collect a class named Test...
 from mailboxes.services.mailboxes import mailbox_save, mailbox_set_approval, mailbox_set_state
 from mailboxes.services.testing import (
     APPROVAL_NOTE_ALERT,

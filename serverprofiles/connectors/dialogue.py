@@ -6,11 +6,14 @@ into an Outcome with a cause (A4). Nothing escapes it but KeyboardInterrupt.
 """
 
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import socket
 import ssl
 import threading
+import time
 from functools import lru_cache
 
 from django.conf import settings
@@ -72,6 +75,44 @@ def tls_context() -> ssl.SSLContext:
     return _tls_context(bundle, modified)
 
 
+class _Watchdog:
+    """One background thread that fires every dialogue's deadline when it is due.
+
+    Cheaper than a timer thread per connection: starting a thread costs a scheduling
+    round trip on a busy machine, for each of thousands of connections.
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._thread: threading.Thread | None = None
+        self._sequence = itertools.count()
+
+    def schedule(self, deadline: "Deadline", seconds: float) -> None:
+        with self._condition:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._sequence), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mail-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._due:
+                    self._condition.wait()
+                due, _, deadline = self._due[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                heapq.heappop(self._due)
+            deadline.fire()
+
+
+_WATCHDOG = _Watchdog()
+
+
 class Deadline:
     """Shuts the connection down when the whole dialogue has taken too long.
 
@@ -81,15 +122,14 @@ class Deadline:
     """
 
     def __init__(self, seconds: float):
+        self.seconds = seconds
         self.fired = False
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._done = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
 
     def start(self) -> None:
-        self._timer.start()
+        _WATCHDOG.schedule(self, self.seconds)
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -98,7 +138,7 @@ class Deadline:
             if self._socket is None and not self._done:
                 self._socket = sock.dup()
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
             if self._done:
                 return
@@ -108,7 +148,6 @@ class Deadline:
                     self._socket.shutdown(socket.SHUT_RDWR)
 
     def cancel(self) -> None:
-        self._timer.cancel()
         with self._lock:
             self._done = True
             if self._socket is not None:
