@@ -107,7 +107,7 @@ class MailboxTestResult:
 
     @property
     def causes(self) -> list[str]:
-        """The failure messages, approval first, each once."""
+        """The failure messages, each once."""
         messages = []
         for outcome in self.outcomes.values():
             if outcome is not None and not outcome.ok and outcome.message not in messages:

@@ -342,6 +342,29 @@ def test_unsaved_edits_on_the_callers_instance_are_not_what_gets_tested(
     assert result.status("incoming") == "Success"
 
 
+def test_results_are_discarded_when_the_mailbox_changed_while_it_was_being_tested(
+    make_test_server_profile, make_test_mailbox, no_approval_required
+):
+    # The race itself cannot be staged from one thread; these are the two halves of
+    # mailbox_test_and_enable with an edit in between, as a concurrent editor would make.
+    from mailboxes.models import OrganizationSettings
+    from mailboxes.services.testing import CHANGED_NOTE, _connect, _plan, _record
+
+    mailbox = make_test_mailbox(make_test_server_profile())
+    plan = _plan(Mailbox.objects.get(pk=mailbox.pk), OrganizationSettings.load())
+    outcomes = _connect(plan)
+    edited = reloaded(mailbox)
+    edited.username = "someone-else@example.test"
+    mailbox_save(edited)
+
+    result = _record(plan, outcomes, None)
+
+    assert not result.tested
+    saved = reloaded(mailbox)
+    assert saved.incoming_status == Status.NOT_RUN
+    assert saved.alerts.get().message == CHANGED_NOTE
+
+
 # Many mailboxes, in the background (A6) ------------------------------------------------
 
 
@@ -583,3 +606,24 @@ def test_no_password_appears_in_any_alert_status_history_or_log(
     for text in texts:
         assert MAIL_PASSWORD not in text
         assert wrong not in text
+
+
+def test_the_database_queue_worker_runs_a_scheduled_test(
+    make_test_server_profile, make_test_mailbox, no_approval_required, settings, manager
+):
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+    mailbox = make_test_mailbox(make_test_server_profile())
+
+    schedule_mailbox_tests([mailbox.pk], actor=manager)
+    assert reloaded(mailbox).test_scheduled_on is not None
+    assert DBTaskResult.objects.get().status == "READY"
+
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+
+    saved = reloaded(mailbox)
+    assert saved.test_scheduled_on is None
+    assert saved.incoming_status == Status.SUCCESS
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
