@@ -393,7 +393,8 @@ def test_thirty_mailboxes_never_open_more_connections_than_the_profile_allows(
     assert len(results) == 30
     assert not any(r.failed for r in results), [r.causes for r in results if r.failed]
     assert counter.total == 60  # incoming and outgoing for each mailbox
-    assert counter.maximum == 3  # concurrent, and never more than the cap
+    assert counter.maximum <= 3  # never more than the cap...
+    assert counter.maximum > 1  # ...and yet concurrent
 
 
 def test_one_failing_mailbox_never_stops_the_others(

@@ -378,3 +378,14 @@ def test_endpoint_refuses_a_timeout_outside_the_profile_range(timeout):
 def test_endpoint_accepts_only_a_host_name(host):
     with pytest.raises(ValueError, match="host name"):
         Endpoint("imap", host, 993, True)
+
+
+def test_a_missing_test_server_fails_under_ci_and_is_skipped_only_elsewhere(monkeypatch):
+    from tests.fixtures.mailservers import require
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Dovecot is not available"):
+        require("Dovecot", "apt-get install dovecot-imapd")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require("Dovecot", "apt-get install dovecot-imapd")
