@@ -34,6 +34,7 @@ from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
+    CredentialError,
     Endpoint,
     Outcome,
     check_act,
@@ -194,8 +195,16 @@ def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str)
     auth = profile.incoming_auth if workload == "incoming" else profile.effective_outgoing_auth
     if not username and auth != AuthenticationMethod.ANONYMOUS and not profile.is_exchange:
         return _missing_credentials(profile)
+    return _endpoint(profile, workload, username, password)
+
+
+def _endpoint(
+    profile: EmailServerProfile, direction: str, username: str, password: str
+) -> Endpoint | Outcome:
     try:
-        return profile_endpoint(profile, workload, username=username, password=password)
+        return profile_endpoint(profile, direction, username=username, password=password)
+    except CredentialError as exc:
+        return Outcome.failure(Cause.AUTHENTICATION_FAILED, f"{exc} Enter them again.")
     except ValueError as exc:
         return Outcome.failure(
             Cause.SERVER_ERROR, f'the server profile "{profile.name}" cannot be used: {exc}'
@@ -492,8 +501,8 @@ def profile_test_connection(
         if isinstance(credentials, Outcome):
             outcomes.append(credentials)
             continue
-        username, password = credentials
-        outcomes.append(check(profile_endpoint(profile, direction, username=username, password=password)))
+        endpoint = _endpoint(profile, direction, *credentials)
+        outcomes.append(check(endpoint) if isinstance(endpoint, Endpoint) else endpoint)
     return ProfileConnectionResult(*outcomes)
 
 

@@ -555,6 +555,20 @@ def test_test_connection_with_a_wrong_typed_password_fails_authentication(make_t
     assert "Typed-Wrong-77" not in result.incoming.message + result.outgoing.message
 
 
+def test_test_connection_refuses_a_typed_password_with_a_line_break(make_test_server_profile):
+    profile = make_test_server_profile(
+        incoming_auth=AuthenticationMethod.PROFILE_CREDENTIALS,
+        incoming_username=MAIL_USERNAME,
+        password=MAIL_PASSWORD,
+    )
+
+    result = profile_test_connection(profile, incoming_password="pw\r\nA2 LOGOUT")
+
+    assert result.incoming.cause == Cause.AUTHENTICATION_FAILED
+    assert "control characters" in result.incoming.message
+    assert "LOGOUT" not in result.incoming.message
+
+
 def test_test_connection_of_a_user_credentials_profile_connects_without_logging_in(
     make_test_server_profile,
 ):

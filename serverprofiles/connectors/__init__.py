@@ -11,7 +11,7 @@ certificates against the system trust store plus settings.MAIL_CA_BUNDLE, never 
 a message, and never raises: every failure comes back as an Outcome with a Cause.
 """
 
-from serverprofiles.connectors.endpoints import Endpoint, profile_endpoint
+from serverprofiles.connectors.endpoints import CredentialError, Endpoint, profile_endpoint
 from serverprofiles.connectors.imap import check_imap
 from serverprofiles.connectors.outcomes import APPROVAL_REQUIRED_MESSAGE, Cause, Outcome, not_supported
 from serverprofiles.connectors.pop3 import check_pop3
@@ -20,6 +20,7 @@ from serverprofiles.connectors.smtp import check_smtp
 __all__ = [
     "APPROVAL_REQUIRED_MESSAGE",
     "Cause",
+    "CredentialError",
     "Endpoint",
     "Outcome",
     "check_act",

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from mailboxadmin.validators import is_host_name
+from mailboxadmin.validators import has_control_characters, is_host_name
 
 PROTOCOLS = ("imap", "pop3", "smtp", "exchange")
 PROTOCOL_LABELS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP", "exchange": "Exchange"}
@@ -12,6 +12,10 @@ MAX_TIMEOUT_SECONDS = 100.0
 # A whole dialogue may last this many timeouts: a server that trickles bytes just
 # fast enough to beat each read's timeout still cannot hold a connection for long.
 DIALOGUE_TIMEOUTS = 3
+
+
+class CredentialError(ValueError):
+    """A user name or password that cannot be sent to a mail server as it is."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class Endpoint:
                 raise ValueError(f"{self.host!r} is not a host name.")
             if self.port is None or not 1 <= self.port <= 65535:
                 raise ValueError("The port must be between 1 and 65535.")
+        # A line break in a credential would end the command early and start another.
+        if has_control_characters(self.username):
+            raise CredentialError("The user name contains control characters such as line breaks.")
+        if has_control_characters(self.password):
+            raise CredentialError("The password contains control characters such as line breaks.")
 
     @property
     def label(self) -> str:

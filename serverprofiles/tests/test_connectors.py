@@ -389,3 +389,14 @@ def test_a_missing_test_server_fails_under_ci_and_is_skipped_only_elsewhere(monk
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         require("Dovecot", "apt-get install dovecot-imapd")
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_endpoint_refuses_credentials_that_would_inject_a_command(field):
+    values = {"username": "alice", "password": "secret"}
+    values[field] += "\r\nA2 DELETE INBOX"
+
+    with pytest.raises(ValueError, match="control characters") as raised:
+        Endpoint("imap", "imap.contoso.test", 993, True, **values)
+
+    assert "DELETE" not in str(raised.value)
