@@ -25,6 +25,8 @@ from serverprofiles.connectors.scrub import quote_reply, scrub
 logger = logging.getLogger(__name__)
 
 GREETING_STEP = "reading the server's greeting"
+# After LOGOUT/QUIT a server hangs up at once; one that does not is not waited for long.
+DRAIN_SECONDS = 2.0
 TLS_PORTS_HINT = "implicit TLS is usually port 993 for IMAP, 995 for POP3 and 465 for SMTP"
 
 
@@ -227,10 +229,11 @@ class Dialogue:
         with contextlib.suppress(Exception):
             goodbye()
 
-    def drain(self, stream) -> None:
-        """Read until the server closes the connection (bounded by the timeouts)."""
+    def drain(self, stream, sock) -> None:
+        """Read until the server closes the connection, for at most a couple of seconds."""
         with contextlib.suppress(Exception):
-            while stream is not None and stream.read(4096):
+            sock.settimeout(min(self.endpoint.timeout, DRAIN_SECONDS))
+            while stream.read(4096):
                 pass
 
     def _close(self) -> None:

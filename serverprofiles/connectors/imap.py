@@ -27,7 +27,7 @@ class _IMAPClient(imaplib.IMAP4):
 
     def shutdown(self):
         if self._drain_on_shutdown:
-            self._dialogue.drain(self.file)
+            self._dialogue.drain(self.file, self.sock)
         super().shutdown()
 
 

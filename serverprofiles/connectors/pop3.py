@@ -27,7 +27,7 @@ class _POP3Client(poplib.POP3):
 
     def close(self):
         if self._drain_on_close:
-            self._dialogue.drain(self.file)
+            self._dialogue.drain(self.file, self.sock)
         super().close()
 
 

@@ -66,7 +66,7 @@ class _SMTPClient(smtplib.SMTP):
 
     def close(self):
         if self._drain_on_close:
-            self._dialogue.drain(self.file)
+            self._dialogue.drain(self.file, self.sock)
         super().close()
 
 

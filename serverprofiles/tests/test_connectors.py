@@ -349,6 +349,31 @@ def test_a_server_echoing_the_password_never_gets_it_into_the_message(scripted_s
     assert "Echo-" not in outcome.message
 
 
+def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server):
+    def imap_that_never_hangs_up(connection, stopping):
+        connection.sendall(GREETINGS["imap"])
+        for line in connection.makefile("rb"):
+            tag, _, rest = line.partition(b" ")
+            command = rest.split(b" ")[0].strip().upper()
+            if command == b"CAPABILITY":
+                connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
+            elif command == b"EXAMINE":
+                connection.sendall(b"* 3 EXISTS\r\n")
+            elif command == b"LOGOUT":
+                connection.sendall(b"* BYE\r\n")
+            connection.sendall(tag + b" OK done\r\n")
+        stopping.wait(30)
+
+    port = scripted_server(imap_that_never_hangs_up)
+
+    outcome = check_incoming(
+        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=0.5)
+    )
+
+    assert outcome.ok, outcome.message
+    assert "(3 messages)" in outcome.message
+
+
 # Exchange and the endpoint itself -----------------------------------------------------
 
 
