@@ -1,0 +1,559 @@
+"""Test & Enable (A2–A6): test mailboxes' connections and record what was found.
+
+Entry points (views, admin actions, commands) call:
+- `can_test_mailboxes(user)` / `check_can_test_mailboxes(user)`: the permission gate.
+- `mailbox_test_and_enable(mailbox, actor=)`: test one mailbox now.
+- `schedule_mailbox_tests(mailbox_ids, actor=)`: stamp them scheduled and test them in
+  the background task; `profile_schedule_tests(profile, actor)` does it for all of a
+  profile's active mailboxes.
+- `run_mailbox_tests(mailbox_ids, actor=)`: test many now, at most the profile's Maximum
+  Concurrent Connections at a time (what the task and the `test_mailboxes` command run).
+- `profile_test_connection(profile, incoming_password=, outgoing_password=)`: test the
+  values of a server profile form before they are saved.
+
+Network work happens in worker threads that never touch the database; results are
+recorded by the calling thread, one mailbox per transaction.
+"""
+
+import itertools
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mailboxadmin import encryption, history
+from mailboxadmin.encryption import CredentialDecryptionError
+from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
+from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
+from serverprofiles.connectors import (
+    APPROVAL_REQUIRED_MESSAGE,
+    Cause,
+    CredentialError,
+    Endpoint,
+    Outcome,
+    check_act,
+    check_incoming,
+    check_outgoing,
+    profile_endpoint,
+)
+from serverprofiles.models import AuthenticationMethod, EmailServerProfile
+
+logger = logging.getLogger(__name__)
+
+TEST_PERMISSION = "mailboxes.test_mailbox"
+WORKLOAD_LABELS = {
+    "incoming": "Incoming Email",
+    "outgoing": "Outgoing Email",
+    "act": "Appointments, Contacts, and Tasks",
+}
+INACTIVE_NOTE = (
+    "Not tested: the mailbox is inactive, and inactive mailboxes are neither tested nor processed."
+)
+NO_PROFILE_NOTE = f"Not tested: {M15_WARNING}"
+CHANGED_NOTE = (
+    "Test results discarded: the mailbox or its server profile changed while it was being tested. "
+    "Test it again."
+)
+APPROVAL_NOTE_ALERT = APPROVAL_REQUIRED_MESSAGE
+NOTHING_TO_TEST_NOTE = (
+    "Nothing to test: no workload uses Server-Side Synchronization, so every status stays Not Run."
+)
+# Mailboxes are loaded, tested and recorded this many at a time.
+BATCH_SIZE = 500
+
+
+# Permission ---------------------------------------------------------------------------
+
+
+def can_test_mailboxes(user) -> bool:
+    """May `user` run Test & Enable (and a profile's Test Connection)?"""
+    return bool(user is not None and user.is_active and user.has_perm(TEST_PERMISSION))
+
+
+def check_can_test_mailboxes(user) -> None:
+    """Raise PermissionDenied unless `user` has the permission "Test & Enable Mailboxes"."""
+    if not can_test_mailboxes(user):
+        raise PermissionDenied('Testing mailboxes needs the permission "Test & Enable Mailboxes".')
+
+
+# Results ------------------------------------------------------------------------------
+
+
+@dataclass
+class MailboxTestResult:
+    """What testing one mailbox found. `outcomes[w]` is None for a workload left Not Run."""
+
+    mailbox_id: int
+    email: str
+    tested: bool
+    outcomes: dict[str, Outcome | None] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome is not None and not outcome.ok for outcome in self.outcomes.values())
+
+    def status(self, workload: str) -> str:
+        """Success / Failure / Not Run, as the mailbox shows it."""
+        outcome = self.outcomes.get(workload)
+        if outcome is None:
+            return TestStatus.NOT_RUN.label
+        return TestStatus.SUCCESS.label if outcome.ok else TestStatus.FAILURE.label
+
+    @property
+    def causes(self) -> list[str]:
+        """The failure messages, each once."""
+        messages = []
+        for outcome in self.outcomes.values():
+            if outcome is not None and not outcome.ok and outcome.message not in messages:
+                messages.append(outcome.message)
+        return messages
+
+
+@dataclass(frozen=True)
+class ProfileConnectionResult:
+    incoming: Outcome
+    outgoing: Outcome
+
+    @property
+    def ok(self) -> bool:
+        return self.incoming.ok and self.outgoing.ok
+
+
+# Planning a mailbox's test (database work, in the calling thread) ---------------------
+
+
+@dataclass
+class _Plan:
+    mailbox: Mailbox
+    configuration: tuple
+    # Per workload: an Endpoint to contact, an Outcome decided without contacting
+    # anything, or None (Not Run).
+    work: dict[str, Endpoint | Outcome | None] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def tested(self) -> bool:
+        return not self.note or self.note == NOTHING_TO_TEST_NOTE
+
+    @property
+    def connects(self) -> bool:
+        return any(isinstance(item, Endpoint) for item in self.work.values())
+
+
+def _configuration(mailbox: Mailbox, profile_version) -> tuple:
+    """What a test result describes (M13): if any of it changes, the result is stale."""
+    return (
+        mailbox.email.lower(),
+        mailbox.state,
+        mailbox.approval_status,
+        mailbox.server_profile_id,
+        profile_version,
+        mailbox.incoming_method,
+        mailbox.outgoing_method,
+        mailbox.act_method,
+        mailbox.allow_credentials,
+        mailbox.username,
+        mailbox.password_ciphertext,
+    )
+
+
+def _credentials(mailbox: Mailbox, profile: EmailServerProfile, direction: str) -> tuple[str, str]:
+    """A5: the mailbox's own credentials when it may use them, otherwise the profile's."""
+    auth = profile.incoming_auth if direction == "incoming" else profile.effective_outgoing_auth
+    if auth == AuthenticationMethod.ANONYMOUS:
+        return "", ""
+    if mailbox.allow_credentials:
+        return mailbox.username, mailbox.get_password()
+    if auth == AuthenticationMethod.PROFILE_CREDENTIALS:
+        return profile.incoming_credentials() if direction == "incoming" else profile.outgoing_credentials()
+    return "", ""
+
+
+def _missing_credentials(profile: EmailServerProfile) -> Outcome:
+    return Outcome.failure(
+        Cause.AUTHENTICATION_FAILED,
+        f'no credentials to log in with: the server profile "{profile.name}" uses "Credentials '
+        'Specified by a User or Queue", and this mailbox\'s "Allow to Use Credentials for Email '
+        'Processing" is No. Set it to Yes and enter the user name and password.',
+    )
+
+
+def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str) -> Endpoint | Outcome:
+    if workload == "act":
+        return check_act()
+    try:
+        username, password = _credentials(mailbox, profile, workload)
+    except CredentialDecryptionError as exc:
+        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
+    auth = profile.incoming_auth if workload == "incoming" else profile.effective_outgoing_auth
+    if not username and auth != AuthenticationMethod.ANONYMOUS and not profile.is_exchange:
+        return _missing_credentials(profile)
+    return _endpoint(profile, workload, username, password)
+
+
+def _endpoint(
+    profile: EmailServerProfile, direction: str, username: str, password: str
+) -> Endpoint | Outcome:
+    try:
+        return profile_endpoint(profile, direction, username=username, password=password)
+    except CredentialError as exc:
+        return Outcome.failure(Cause.AUTHENTICATION_FAILED, f"{exc} Enter them again.")
+    except ValueError as exc:
+        return Outcome.failure(
+            Cause.SERVER_ERROR, f'the server profile "{profile.name}" cannot be used: {exc}'
+        )
+
+
+def _plan(mailbox: Mailbox, org: OrganizationSettings) -> _Plan:
+    profile = mailbox.server_profile
+    plan = _Plan(mailbox, _configuration(mailbox, profile.version if profile else None))
+    plan.work = dict.fromkeys(WORKLOADS)
+    if not mailbox.is_active:  # M16
+        plan.note = INACTIVE_NOTE
+        return plan
+    workloads = [w for w, (method, *_rest) in WORKLOADS.items() if getattr(mailbox, method) == SSYNC]
+    if not workloads:
+        plan.note = NOTHING_TO_TEST_NOTE
+        return plan
+    if profile is None:  # M15
+        plan.note = NO_PROFILE_NOTE
+        return plan
+    approval_missing = (
+        org.approval_required_for(mailbox.kind) and mailbox.approval_status != ApprovalStatus.APPROVED
+    )
+    for workload in workloads:
+        if approval_missing:  # A2
+            plan.work[workload] = Outcome.approval_required()
+        else:
+            plan.work[workload] = _workload_work(mailbox, profile, workload)
+    return plan
+
+
+# Testing (network work, in worker threads) --------------------------------------------
+
+
+def _connect(plan: _Plan) -> dict[str, Outcome | None]:
+    """Run a plan's connections one after another: one connection per mailbox at a time."""
+    outcomes: dict[str, Outcome | None] = {}
+    for workload, item in plan.work.items():
+        if isinstance(item, Endpoint):
+            check = check_incoming if workload == "incoming" else check_outgoing
+            outcomes[workload] = check(item)
+        else:
+            outcomes[workload] = item
+    return outcomes
+
+
+# Recording (database work, in the calling thread) -------------------------------------
+
+_RECORDED_FIELDS = [
+    *(name for _method, *names in WORKLOADS.values() for name in names),
+    "test_completed_on",
+    "test_scheduled_on",
+    "version",
+    "modified_on",
+]
+
+
+def _alert(mailbox: Mailbox, severity: str, message: str, workload: str = "general") -> MailboxAlert:
+    return MailboxAlert(mailbox=mailbox, severity=severity, workload=workload, message=message)
+
+
+@transaction.atomic
+def _record(plan: _Plan, outcomes: dict[str, Outcome | None], actor) -> MailboxTestResult:
+    mailbox = plan.mailbox
+    result = MailboxTestResult(mailbox.pk, mailbox.email, tested=plan.tested, note=plan.note)
+    current = (
+        Mailbox.objects.select_for_update(of=("self",))
+        .select_related("server_profile")
+        .filter(pk=mailbox.pk)
+        .first()
+    )
+    if current is None:  # deleted meanwhile: nothing to record on
+        result.tested, result.note = False, "Not tested: the mailbox was deleted."
+        return result
+    profile_version = current.server_profile.version if current.server_profile else None
+    if _configuration(current, profile_version) != plan.configuration:
+        result.tested, result.note = False, CHANGED_NOTE
+        _record_untested(current, CHANGED_NOTE, MailboxAlert.Severity.WARNING)
+        _copy_recorded_fields(current, mailbox)
+        return result
+    if not plan.tested:
+        _record_untested(current, plan.note, MailboxAlert.Severity.WARNING)
+        _copy_recorded_fields(current, mailbox)
+        return result
+
+    alerts = []
+    approval_alerted = False
+    for workload, (_method, status, enabled, error) in WORKLOADS.items():
+        outcome = outcomes.get(workload)
+        result.outcomes[workload] = outcome
+        if outcome is None:
+            setattr(current, status, TestStatus.NOT_RUN)
+            setattr(current, enabled, False)
+            setattr(current, error, "")
+            continue
+        setattr(current, status, TestStatus.SUCCESS if outcome.ok else TestStatus.FAILURE)
+        setattr(current, enabled, outcome.ok)
+        setattr(current, error, "" if outcome.ok else outcome.message)
+        if outcome.ok:
+            continue
+        if outcome.cause == Cause.APPROVAL_REQUIRED:  # A2: one alert, however many workloads
+            if not approval_alerted:
+                alerts.append(_alert(current, MailboxAlert.Severity.ERROR, outcome.message))
+                approval_alerted = True
+        else:
+            alerts.append(_alert(current, MailboxAlert.Severity.ERROR, outcome.message, workload))
+    tested = [w for w, o in result.outcomes.items() if o is not None]
+    if not tested:
+        alerts.append(_alert(current, MailboxAlert.Severity.INFORMATION, NOTHING_TO_TEST_NOTE))
+    elif not result.failed:
+        enabled = " and ".join(WORKLOAD_LABELS[w] for w in tested)
+        alerts.append(
+            _alert(current, MailboxAlert.Severity.INFORMATION, f"Test & Enable succeeded: {enabled} enabled.")
+        )
+    now = timezone.now()
+    current.test_completed_on = now
+    current.test_scheduled_on = None
+    # A new version: an edit form opened before the test is stale now, and saving it
+    # would otherwise write the old test results back.
+    current.version += 1
+    current.modified_on = now
+    current.save(update_fields=_RECORDED_FIELDS)
+    MailboxAlert.objects.bulk_create(alerts)
+    summary = ", ".join(
+        f"{WORKLOAD_LABELS[w]} {result.status(w)}"
+        + (f" ({o.cause.label})" if o is not None and not o.ok and o.cause else "")
+        for w, o in result.outcomes.items()
+        if o is not None
+    )
+    history.log_message(actor, current, f"Test & Enable: {summary or 'nothing to test'}.")
+    logger.info("Tested mailbox %s: %s", current.email, "; ".join([summary, *result.causes]))
+    _copy_recorded_fields(current, mailbox)
+    return result
+
+
+def _record_untested(current: Mailbox, note: str, severity: str) -> None:
+    current.test_scheduled_on = None
+    current.version += 1
+    current.modified_on = timezone.now()
+    current.save(update_fields=["test_scheduled_on", "version", "modified_on"])
+    MailboxAlert.objects.create(mailbox=current, severity=severity, workload="general", message=note)
+    logger.info("Mailbox %s: %s", current.email, note)
+
+
+def _copy_recorded_fields(source: Mailbox, target: Mailbox) -> None:
+    for name in _RECORDED_FIELDS:
+        setattr(target, name, getattr(source, name))
+
+
+# Public services ----------------------------------------------------------------------
+
+
+def mailbox_test_and_enable(mailbox: Mailbox, *, actor=None) -> MailboxTestResult:
+    """A3: test each Server-Side Synchronization workload of one mailbox now, and record it.
+
+    Statuses, errors, enabled-for flags and Mailbox Test Completed On are written
+    together with a new version; each failure becomes an error alert. An inactive
+    mailbox (M16) or one without a server profile (M15) is not tested; a warning
+    alert says why. `mailbox` is updated in place.
+    """
+    if actor is not None:
+        check_can_test_mailboxes(actor)
+    # Test what is saved, not unsaved edits on the caller's instance (M13).
+    saved = Mailbox.objects.select_related("server_profile").get(pk=mailbox.pk)
+    plan = _plan(saved, OrganizationSettings.load())
+    result = _record(plan, _connect(plan) if plan.connects else plan.work, actor)
+    _copy_recorded_fields(saved, mailbox)
+    return result
+
+
+def run_mailbox_tests(mailbox_ids: Iterable[int], *, actor=None, on_result=None) -> list[MailboxTestResult]:
+    """A6: test many mailboxes now, concurrently, never more connections per server
+    profile than its Maximum Concurrent Connections, each with the profile's timeout.
+
+    One mailbox's failure never stops the others. `on_result(result)` is called as each
+    mailbox is recorded. Returns the results in the order they were recorded.
+    """
+    results: list[MailboxTestResult] = []
+    ids = iter(mailbox_ids)
+    while batch := list(itertools.islice(ids, BATCH_SIZE)):
+        for result in _run_batch(batch, actor):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
+    org = OrganizationSettings.load()
+    mailboxes = Mailbox.objects.filter(pk__in=ids).select_related("server_profile").order_by("pk")
+    plans = []
+    for mailbox in mailboxes:
+        try:
+            plans.append(_plan(mailbox, org))
+        except Exception:  # one broken mailbox must not stop the others
+            logger.exception("Could not prepare the test of mailbox %s", mailbox.pk)
+    by_profile: dict[int, list[_Plan]] = {}
+    for plan in plans:
+        if plan.connects:
+            by_profile.setdefault(plan.mailbox.server_profile_id, []).append(plan)
+        else:
+            yield from _record_safely(plan, plan.work, actor)
+    with ExitStack() as pools:
+        futures = {}
+        for profile_plans in by_profile.values():
+            cap = profile_plans[0].mailbox.server_profile.max_connections
+            # One worker per allowed connection: each worker holds at most one open
+            # connection at a time, so the profile's cap holds (A6).
+            workers = max(1, min(cap, len(profile_plans)))
+            pool = pools.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailtest"))
+            for plan in profile_plans:
+                futures[pool.submit(_connect, plan)] = plan
+        for future in as_completed(futures):
+            plan = futures[future]
+            try:
+                outcomes = future.result()
+            except Exception as exc:  # the connectors never raise; this is a last resort
+                logger.error("Testing mailbox %s failed: %s", plan.mailbox.pk, type(exc).__name__)
+                stopped = Outcome.failure(
+                    Cause.SERVER_ERROR, f"the test stopped unexpectedly ({type(exc).__name__})."
+                )
+                outcomes = {
+                    workload: stopped if isinstance(item, Endpoint) else item
+                    for workload, item in plan.work.items()
+                }
+            yield from _record_safely(plan, outcomes, actor)
+
+
+def _record_safely(plan: _Plan, outcomes, actor) -> Iterable[MailboxTestResult]:
+    try:
+        yield _record(plan, outcomes, actor)
+    except Exception:
+        logger.exception("Could not record the test of mailbox %s", plan.mailbox.pk)
+
+
+@transaction.atomic
+def schedule_mailbox_tests(mailbox_ids: Iterable[int], *, actor=None):
+    """Mark mailboxes as scheduled for Test & Enable and test them in the background.
+
+    Returns the django-tasks TaskResult. The marks and the task are written in one
+    transaction, so a worker never sees one without the other.
+    """
+    from mailboxes.tasks import run_mailbox_tests_task
+
+    if actor is not None:
+        check_can_test_mailboxes(actor)
+    ids = sorted({int(pk) for pk in mailbox_ids})
+    Mailbox.objects.filter(pk__in=ids).update(
+        test_scheduled_on=timezone.now(), version=F("version") + 1, modified_on=timezone.now()
+    )
+    return run_mailbox_tests_task.enqueue(ids, actor.pk if actor is not None else None)
+
+
+@transaction.atomic
+def profile_schedule_tests(profile: EmailServerProfile, actor=None):
+    """Test & Enable Mailboxes on a profile: schedule every active mailbox that uses it."""
+    from mailboxes.tasks import run_profile_tests_task
+
+    if actor is not None:
+        check_can_test_mailboxes(actor)
+    profile.mailboxes.active().update(
+        test_scheduled_on=timezone.now(), version=F("version") + 1, modified_on=timezone.now()
+    )
+    return run_profile_tests_task.enqueue(profile.pk, actor.pk if actor is not None else None)
+
+
+def profile_test_connection(
+    profile: EmailServerProfile,
+    *,
+    incoming_password: str | None = None,
+    outgoing_password: str | None = None,
+    actor=None,
+) -> ProfileConnectionResult:
+    """Test Connection: try a profile's values as the form holds them, before saving.
+
+    A blank password means the stored one. The profile's own credentials are used
+    where it has them (Credentials Specified in Email Server Profile); otherwise the
+    test connects and secures the connection without logging in. Nothing is saved.
+    Raises ValidationError (on the form's field names) for values that cannot be tried.
+    """
+    if actor is not None:
+        check_can_test_mailboxes(actor)
+    _validate_connection_fields(profile)
+    incoming_credentials = _profile_credentials(profile, "incoming", incoming_password)
+    if profile.use_same_settings_for_outgoing:
+        outgoing_credentials = incoming_credentials
+    else:
+        outgoing_credentials = _profile_credentials(profile, "outgoing", outgoing_password)
+    outcomes = []
+    for direction, credentials, check in (
+        ("incoming", incoming_credentials, check_incoming),
+        ("outgoing", outgoing_credentials, check_outgoing),
+    ):
+        if isinstance(credentials, Outcome):
+            outcomes.append(credentials)
+            continue
+        endpoint = _endpoint(profile, direction, *credentials)
+        outcomes.append(check(endpoint) if isinstance(endpoint, Endpoint) else endpoint)
+    return ProfileConnectionResult(*outcomes)
+
+
+def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str | None):
+    auth = profile.incoming_auth if direction == "incoming" else profile.outgoing_auth
+    if auth != AuthenticationMethod.PROFILE_CREDENTIALS:
+        return "", ""
+    username = profile.incoming_username if direction == "incoming" else profile.outgoing_username
+    if typed:
+        return username, typed
+    ciphertext = getattr(profile, f"{direction}_password_ciphertext")
+    if not ciphertext and profile.pk:
+        ciphertext = (
+            EmailServerProfile.objects.filter(pk=profile.pk)
+            .values_list(f"{direction}_password_ciphertext", flat=True)
+            .first()
+            or ""
+        )
+    try:
+        record = f'email server profile "{profile.name}" ({direction})'
+        password = encryption.decrypt(ciphertext, record=record)
+    except CredentialDecryptionError as exc:
+        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
+    if not username or not password:
+        return Outcome.failure(
+            Cause.AUTHENTICATION_FAILED,
+            f"the profile has no {'user name' if not username else 'password'} for {direction} "
+            'connections, and it authenticates with "Credentials Specified in Email Server Profile". '
+            "Enter it and test again.",
+        )
+    return username, password
+
+
+def _validate_connection_fields(profile: EmailServerProfile) -> None:
+    """The values a connection needs, checked as the form would (P5, P6)."""
+    from mailboxadmin.validators import is_host_name
+
+    connection_fields = {"incoming_server", "outgoing_server", "incoming_port", "outgoing_port", "timeout_ms"}
+    errors: dict[str, list[str]] = {}
+    try:
+        profile.clean_fields(
+            exclude=[f.name for f in profile._meta.fields if f.name not in connection_fields]
+        )
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if not profile.is_exchange:
+        for name in ("incoming_server", "outgoing_server"):
+            if name not in errors and not is_host_name((getattr(profile, name) or "").strip()):
+                label = profile._meta.get_field(name).verbose_name
+                errors[name] = [
+                    f"{label} must be a host name (imap.contoso.com), without scheme, port or path."
+                ]
+    if errors:
+        raise ValidationError(errors)

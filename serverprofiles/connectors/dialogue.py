@@ -1,0 +1,360 @@
+"""One connection to a mail server, from connect to goodbye, and what its failures mean.
+
+Every protocol check runs inside a Dialogue: it opens the socket to the configured host
+and port only, secures it, keeps track of the step it is at, and turns any failure
+into an Outcome with a cause (A4). Nothing escapes it but KeyboardInterrupt.
+"""
+
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from functools import lru_cache
+
+from django.conf import settings
+
+from serverprofiles.connectors.endpoints import Endpoint
+from serverprofiles.connectors.outcomes import Cause, Outcome
+from serverprofiles.connectors.scrub import quote_reply, scrub
+
+logger = logging.getLogger(__name__)
+
+GREETING_STEP = "reading the server's greeting"
+# After LOGOUT/QUIT a server hangs up at once; one that does not is not waited for long.
+DRAIN_SECONDS = 2.0
+TLS_PORTS_HINT = "implicit TLS is usually port 993 for IMAP, 995 for POP3 and 465 for SMTP"
+
+
+class ServerReplyError(Exception):
+    """The server answered, but not with what the step needed; `reply` is what it said."""
+
+    def __init__(self, reply, *, doing: str = ""):
+        super().__init__(reply)
+        self.reply, self.doing = reply, doing
+
+
+class AuthenticationRejected(Exception):
+    """The server refused the credentials (or offered no way to present them)."""
+
+    def __init__(self, reply=None, *, explanation: str = ""):
+        super().__init__(reply)
+        self.reply, self.explanation = reply, explanation
+
+
+class ConnectionDropped(Exception):
+    """The server closed the connection in the middle of the dialogue."""
+
+
+class CABundleError(Exception):
+    """settings.MAIL_CA_BUNDLE names a file that cannot be used."""
+
+
+@lru_cache(maxsize=8)
+def _tls_context(bundle: str, modified: int | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()  # the system trust store; hostnames verified
+    if bundle:
+        try:
+            context.load_verify_locations(cafile=bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise CABundleError(f"the CA bundle in MAIL_CA_BUNDLE ({bundle}) cannot be loaded: {exc}")
+    return context
+
+
+def tls_context() -> ssl.SSLContext:
+    """System trust store plus the optional extra CAs of settings.MAIL_CA_BUNDLE."""
+    bundle = getattr(settings, "MAIL_CA_BUNDLE", "") or ""
+    modified = None
+    if bundle:
+        try:
+            modified = os.stat(bundle).st_mtime_ns
+        except OSError as exc:
+            raise CABundleError(f"the CA bundle in MAIL_CA_BUNDLE ({bundle}) cannot be read: {exc.strerror}")
+    return _tls_context(bundle, modified)
+
+
+class _Watchdog:
+    """One background thread that fires every dialogue's deadline when it is due.
+
+    Cheaper than a timer thread per connection: starting a thread costs a scheduling
+    round trip on a busy machine, for each of thousands of connections.
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._thread: threading.Thread | None = None
+        self._sequence = itertools.count()
+
+    def schedule(self, deadline: "Deadline", seconds: float) -> None:
+        with self._condition:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._sequence), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mail-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._due:
+                    self._condition.wait()
+                due, _, deadline = self._due[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                heapq.heappop(self._due)
+            deadline.fire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class Deadline:
+    """Shuts the connection down when the whole dialogue has taken too long.
+
+    Per-read socket timeouts bound each wait; this bounds their sum. It holds a
+    duplicate of the socket's descriptor so that shutting down can never hit another
+    connection that happens to reuse the number.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._done = False
+
+    def start(self) -> None:
+        _WATCHDOG.schedule(self, self.seconds)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.fired:
+                raise TimeoutError("the dialogue's deadline has passed")
+            if self._socket is None and not self._done:
+                self._socket = sock.dup()
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
+class Dialogue:
+    """Context manager around one connection; `outcome` holds the result afterwards.
+
+    `translate` turns a protocol library's own exceptions into ServerReplyError,
+    AuthenticationRejected or ConnectionDropped (or returns None to leave them be).
+    """
+
+    def __init__(self, endpoint: Endpoint, *, translate=None):
+        self.endpoint = endpoint
+        self.step = "connecting"
+        self.outcome: Outcome | None = None
+        self.client = None
+        self._translate = translate
+        self._negotiating_tls = False
+        self._sockets: list[socket.socket] = []
+        self._deadline = Deadline(endpoint.deadline)
+
+    # Running the dialogue -------------------------------------------------------
+
+    def __enter__(self) -> "Dialogue":
+        self._deadline.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc is not None and isinstance(exc, Exception):
+                self.outcome = self._classify(exc)
+        finally:
+            self._close()
+            self._deadline.cancel()
+        if self.outcome is None:  # the check returned without deciding: a bug, not a pass
+            self.outcome = Outcome.failure(
+                Cause.SERVER_ERROR, f"The test of {self.endpoint.where} stopped while {self.step}."
+            )
+        return exc is None or isinstance(exc, Exception)
+
+    def open_socket(self) -> socket.socket:
+        """Connect to the configured host and port (and nowhere else), with TLS if asked."""
+        endpoint = self.endpoint
+        self.step = "connecting"
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+        self._sockets.append(sock)
+        self._deadline.watch(sock)
+        if endpoint.ssl:
+            with self.negotiating_tls("negotiating TLS"):
+                sock = self.tls_context().wrap_socket(
+                    sock, server_hostname=endpoint.host, do_handshake_on_connect=False
+                )
+                self._sockets.append(sock)
+                sock.do_handshake()
+        self.step = GREETING_STEP
+        return sock
+
+    def tls_context(self) -> ssl.SSLContext:
+        return tls_context()
+
+    @contextlib.contextmanager
+    def negotiating_tls(self, step: str):
+        self.step, self._negotiating_tls = step, True
+        yield
+        # Left set when the handshake raises, so that the failure is classified as TLS.
+        self._negotiating_tls = False
+
+    def succeed(self, message: str) -> None:
+        self.outcome = Outcome.success(message)
+
+    def close_politely(self, goodbye) -> None:
+        """Say goodbye and wait for the server to hang up, so its slot is free (A6)."""
+        self.step = "logging out"
+        with contextlib.suppress(Exception):
+            goodbye()
+
+    def drain(self, stream, sock) -> None:
+        """Read until the server closes the connection, for at most a couple of seconds."""
+        with contextlib.suppress(Exception):
+            sock.settimeout(min(self.endpoint.timeout, DRAIN_SECONDS))
+            while stream.read(4096):
+                pass
+
+    def _close(self) -> None:
+        client = self.client
+        for name in ("file", "sock"):
+            resource = getattr(client, name, None) if client is not None else None
+            if resource is not None:
+                with contextlib.suppress(Exception):
+                    resource.close()
+        for sock in self._sockets:
+            with contextlib.suppress(Exception):
+                sock.close()
+
+    # Classifying failures (A4) --------------------------------------------------
+
+    def _quote(self, reply) -> str:
+        return quote_reply(reply, secrets=self.endpoint.secrets, username=self.endpoint.username)
+
+    def _tls_hint(self) -> str:
+        if self.step == GREETING_STEP and not self.endpoint.ssl:
+            return " If this port expects implicit TLS, turn on Use SSL."
+        return ""
+
+    def _classify(self, exc: Exception) -> Outcome:
+        if self._translate is not None and not isinstance(
+            exc, (ServerReplyError, AuthenticationRejected, ConnectionDropped)
+        ):
+            exc = self._translate(exc) or exc
+        e, step = self.endpoint, self.step
+        where = e.where
+        if self._deadline.fired:
+            return Outcome.failure(
+                Cause.TIMED_OUT,
+                f"{where} did not finish the dialogue within {e.deadline:g} s "
+                f"({step} when time ran out). Check the server, or raise the connection timeout.",
+            )
+        if isinstance(exc, CABundleError):
+            return Outcome.failure(Cause.TLS_HANDSHAKE_FAILED, f"{exc} (needed for {where}).")
+        if isinstance(exc, socket.gaierror):
+            return Outcome.failure(
+                Cause.HOST_NOT_FOUND,
+                f"the host name {e.host} does not resolve ({e.label}, port {e.port}). "
+                "Check the server location for typing errors, and that this machine's DNS can see it.",
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return Outcome.failure(
+                Cause.CONNECTION_REFUSED,
+                f"{where} refused the connection: nothing accepts connections on that port. "
+                "Check the port and that the mail server is running.",
+            )
+        if isinstance(exc, TimeoutError):
+            return Outcome.failure(
+                Cause.TIMED_OUT,
+                f"no answer from {where} within {e.timeout:g} s while {step}. Check the host, the "
+                f"port and any firewall in between, or raise the connection timeout.{self._tls_hint()}",
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = exc.verify_message or exc.reason or "the certificate could not be verified"
+            return Outcome.failure(
+                Cause.CERTIFICATE_REJECTED,
+                f"{reason}, presented by {where}. The certificate is not trusted for {e.host}: install "
+                "a certificate from a trusted authority on the server, or add your private CA to "
+                "MAIL_CA_BUNDLE.",
+            )
+        if self._negotiating_tls and isinstance(exc, (ssl.SSLError, OSError, EOFError, ConnectionDropped)):
+            reason = _ssl_reason(exc)
+            return Outcome.failure(
+                Cause.TLS_HANDSHAKE_FAILED,
+                f"with {where} while {step}: {reason}. Check Use SSL and the port ({TLS_PORTS_HINT}); "
+                "without SSL the connection is secured with STARTTLS where the server offers it.",
+            )
+        if isinstance(exc, AuthenticationRejected):
+            said = f' The server said: "{self._quote(exc.reply)}".' if exc.reply else ""
+            explanation = exc.explanation or (
+                f"{where} rejected the user name {e.username!r} or its password."
+            )
+            return Outcome.failure(
+                Cause.AUTHENTICATION_FAILED, f"{explanation}{said} Check the user name and password."
+            )
+        if isinstance(exc, ServerReplyError):
+            doing = exc.doing or step
+            quoted = self._quote(exc.reply)
+            return Outcome.failure(
+                Cause.SERVER_ERROR, f'{where} answered with an error while {doing}: "{quoted}".'
+            )
+        if isinstance(exc, (ConnectionDropped, EOFError, ConnectionError, ssl.SSLError)):
+            return Outcome.failure(
+                Cause.SERVER_ERROR,
+                f"{where} closed the connection unexpectedly while {step}. Check that this port "
+                f"serves {e.label}{' over implicit TLS' if e.ssl else ''}, and the server's log."
+                f"{self._tls_hint()}",
+            )
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            if step == "connecting":
+                return Outcome.failure(
+                    Cause.CONNECTION_REFUSED,
+                    f"could not connect to {where}: {reason}. Check the server location and the network.",
+                )
+            return Outcome.failure(
+                Cause.SERVER_ERROR, f"the connection to {where} broke while {step}: {reason}."
+            )
+        detail = scrub(str(exc), secrets=e.secrets, username=e.username)
+        logger.warning("Unexpected %s while %s with %s: %s", type(exc).__name__, step, where, detail)
+        return Outcome.failure(
+            Cause.SERVER_ERROR,
+            f"{where} gave an answer the test could not understand while {step} "
+            f'({type(exc).__name__}: "{self._quote(detail)}").',
+        )
+
+
+def security(endpoint: Endpoint, *, upgraded: bool, command: str) -> str:
+    """How the connection was secured, for success messages."""
+    if endpoint.ssl:
+        return "over TLS"
+    return f"with {command}" if upgraded else f"in plain text (the server offers no {command})"
+
+
+def _ssl_reason(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.replace("_", " ").lower()
+    if isinstance(exc, (ConnectionDropped, EOFError, ConnectionError, ssl.SSLEOFError)):
+        return "the server closed the connection during the handshake"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

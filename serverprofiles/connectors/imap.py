@@ -1,0 +1,91 @@
+"""Incoming over IMAP: connect, TLS or STARTTLS, LOGIN, open INBOX read-only, LOGOUT."""
+
+import imaplib
+
+from serverprofiles.connectors.dialogue import (
+    AuthenticationRejected,
+    ConnectionDropped,
+    Dialogue,
+    ServerReplyError,
+    security,
+)
+from serverprofiles.connectors.endpoints import Endpoint
+from serverprofiles.connectors.outcomes import Outcome
+
+
+class _IMAPClient(imaplib.IMAP4):
+    """imaplib's client on a socket the Dialogue opened (host, port, TLS, deadline)."""
+
+    def __init__(self, dialogue: Dialogue):
+        self._dialogue = dialogue
+        self._drain_on_shutdown = False
+        dialogue.client = self
+        super().__init__(dialogue.endpoint.host, dialogue.endpoint.port, timeout=dialogue.endpoint.timeout)
+
+    def _create_socket(self, timeout):
+        return self._dialogue.open_socket()
+
+    def shutdown(self):
+        if self._drain_on_shutdown:
+            self._dialogue.drain(self.file, self.sock)
+        super().shutdown()
+
+
+def _translate(exc: Exception):
+    if isinstance(exc, imaplib.IMAP4.abort):
+        text = str(exc)
+        if "EOF" in text:
+            return ConnectionDropped(text)
+        return ServerReplyError(text.removeprefix("unexpected response: "))
+    if isinstance(exc, imaplib.IMAP4.error):
+        return ServerReplyError(exc.args[0] if exc.args else str(exc))
+    return None
+
+
+def check_imap(endpoint: Endpoint) -> Outcome:
+    with Dialogue(endpoint, translate=_translate) as dialogue:
+        client = _IMAPClient(dialogue)
+        secured = endpoint.ssl
+        if not endpoint.ssl and "STARTTLS" in client.capabilities:
+            with dialogue.negotiating_tls("negotiating TLS (STARTTLS)"):
+                client.starttls(dialogue.tls_context())
+            secured = True
+        how = security(endpoint, upgraded=secured, command="STARTTLS")
+        if not endpoint.username:
+            dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
+        else:
+            dialogue.step = "logging in"
+            _log_in(client, endpoint)
+            dialogue.step = "opening INBOX"
+            typ, data = client.select("INBOX", readonly=True)
+            if typ != "OK":
+                raise ServerReplyError(data[-1] if data else typ, doing="opening INBOX")
+            count = data[0].decode(errors="replace") if data and data[0] else "?"
+            dialogue.succeed(
+                f"Connected to {endpoint.where} {how}, logged in as {endpoint.username} and opened "
+                f"INBOX ({count} messages)."
+            )
+        client._drain_on_shutdown = True
+        dialogue.close_politely(client.logout)
+    return dialogue.outcome
+
+
+def _log_in(client: _IMAPClient, endpoint: Endpoint) -> None:
+    if "LOGINDISABLED" in client.capabilities:
+        raise AuthenticationRejected(
+            explanation=f"{endpoint.where} does not allow logging in on an unencrypted connection "
+            "(LOGINDISABLED); turn on Use SSL."
+        )
+    try:
+        if (endpoint.username + endpoint.password).isascii():
+            client.login(endpoint.username, endpoint.password)
+        else:  # LOGIN carries ASCII only; SASL PLAIN carries UTF-8
+            credentials = f"\0{endpoint.username}\0{endpoint.password}".encode()
+            client.authenticate("PLAIN", lambda _challenge: credentials)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        reply = exc.args[0] if exc.args else ""
+        if "command error: BAD" in str(reply):
+            raise ServerReplyError(reply, doing="logging in") from None
+        raise AuthenticationRejected(reply) from None

@@ -1,0 +1,54 @@
+"""What a connection test found: success, or a failure with a cause an administrator can act on."""
+
+from dataclasses import dataclass
+
+from django.db import models
+
+APPROVAL_REQUIRED_MESSAGE = "The email address requires approval."
+
+
+class Cause(models.TextChoices):
+    """A4: every failure is exactly one of these."""
+
+    HOST_NOT_FOUND = "host-not-found", "Host name does not resolve"
+    CONNECTION_REFUSED = "connection-refused", "Connection refused"
+    TIMED_OUT = "timed-out", "Timed out"
+    TLS_HANDSHAKE_FAILED = "tls-handshake-failed", "TLS handshake failed"
+    CERTIFICATE_REJECTED = "certificate-rejected", "Certificate rejected"
+    AUTHENTICATION_FAILED = "authentication-failed", "Authentication failed"
+    SERVER_ERROR = "server-error", "Server error"
+    NOT_SUPPORTED = "not-supported", "Not supported for this server type"
+    APPROVAL_REQUIRED = "approval-required", "The email address requires approval"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one workload's test. `message` never contains a password."""
+
+    ok: bool
+    cause: Cause | None
+    message: str
+
+    def __str__(self):
+        return self.message
+
+    @classmethod
+    def success(cls, message: str) -> "Outcome":
+        return cls(True, None, message)
+
+    @classmethod
+    def failure(cls, cause: Cause, detail: str) -> "Outcome":
+        """A failure whose message starts with the cause's words, then says what to do."""
+        return cls(False, cause, f"{cause.label}: {detail}")
+
+    @classmethod
+    def approval_required(cls) -> "Outcome":
+        return cls(False, Cause.APPROVAL_REQUIRED, APPROVAL_REQUIRED_MESSAGE)
+
+
+def not_supported(what: str) -> Outcome:
+    return Outcome.failure(
+        Cause.NOT_SUPPORTED,
+        f"{what} cannot be tested, because this version of Mailbox Admin has no Exchange "
+        "connector yet. Nothing was contacted.",
+    )

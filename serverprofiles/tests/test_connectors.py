@@ -1,0 +1,427 @@
+"""Connection tests against real servers: Dovecot for IMAP/POP3, aiosmtpd for SMTP."""
+
+import pytest
+
+from serverprofiles.connectors import Cause, Endpoint, check_incoming, check_outgoing
+
+pytestmark = pytest.mark.servers
+
+SHORT = 2.0  # seconds: plenty on loopback, short enough to keep failures fast
+
+
+def imap(dovecot, *, host=None, port=None, ssl=False, password=None, username=None):
+    return Endpoint(
+        "imap",
+        host or dovecot.host,
+        port or (dovecot.imaps_port if ssl else dovecot.imap_port),
+        ssl,
+        username=dovecot.username if username is None else username,
+        password=dovecot.password if password is None else password,
+        timeout=SHORT,
+    )
+
+
+def pop3(dovecot, *, host=None, port=None, ssl=False, password=None):
+    return Endpoint(
+        "pop3",
+        host or dovecot.host,
+        port or (dovecot.pop3s_port if ssl else dovecot.pop3_port),
+        ssl,
+        username=dovecot.username,
+        password=dovecot.password if password is None else password,
+        timeout=SHORT,
+    )
+
+
+def smtp(servers, *, port, ssl=False, password=None, username=None):
+    return Endpoint(
+        "smtp",
+        servers.host,
+        port,
+        ssl,
+        username=servers.username if username is None else username,
+        password=servers.password if password is None else password,
+        timeout=SHORT,
+    )
+
+
+# Success ------------------------------------------------------------------------------
+
+
+def test_imap_succeeds_in_plain_text_when_the_server_offers_no_starttls(dovecot):
+    outcome = check_incoming(imap(dovecot, host=dovecot.plain_host))
+
+    assert outcome.ok, outcome.message
+    assert outcome.cause is None
+    assert "in plain text" in outcome.message
+    assert "opened INBOX" in outcome.message
+
+
+def test_imap_upgrades_with_starttls_when_offered(dovecot, trust_test_certificate):
+    outcome = check_incoming(imap(dovecot))
+
+    assert outcome.ok, outcome.message
+    assert "with STARTTLS" in outcome.message
+
+
+def test_imap_succeeds_over_implicit_tls(dovecot, trust_test_certificate):
+    outcome = check_incoming(imap(dovecot, ssl=True))
+
+    assert outcome.ok, outcome.message
+    assert "over TLS" in outcome.message
+
+
+def test_imap_over_tls_verifies_the_host_name_it_connects_to(dovecot, trust_test_certificate):
+    outcome = check_incoming(imap(dovecot, host="localhost", ssl=True))
+
+    assert outcome.ok, outcome.message
+
+
+def test_pop3_succeeds_in_plain_text_when_the_server_offers_no_stls(dovecot):
+    outcome = check_incoming(pop3(dovecot, host=dovecot.plain_host))
+
+    assert outcome.ok, outcome.message
+    assert "in plain text" in outcome.message
+    assert "mailbox status" in outcome.message
+
+
+def test_pop3_upgrades_with_stls_when_offered(dovecot, trust_test_certificate):
+    outcome = check_incoming(pop3(dovecot))
+
+    assert outcome.ok, outcome.message
+    assert "with STLS" in outcome.message
+
+
+def test_pop3_succeeds_over_implicit_tls(dovecot, trust_test_certificate):
+    outcome = check_incoming(pop3(dovecot, ssl=True))
+
+    assert outcome.ok, outcome.message
+
+
+def test_smtp_authenticates_in_plain_text(smtp_servers):
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.plain_port))
+
+    assert outcome.ok, outcome.message
+    assert "authenticated as" in outcome.message
+
+
+def test_smtp_upgrades_with_starttls_before_authenticating(smtp_servers, trust_test_certificate):
+    # This server offers AUTH only after STARTTLS, so success proves the upgrade.
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.starttls_port))
+
+    assert outcome.ok, outcome.message
+    assert "with STARTTLS" in outcome.message
+
+
+def test_smtp_succeeds_over_implicit_tls(smtp_servers, trust_test_certificate):
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.tls_port, ssl=True))
+
+    assert outcome.ok, outcome.message
+    assert "over TLS" in outcome.message
+
+
+def test_without_credentials_the_check_connects_but_does_not_log_in(dovecot, trust_test_certificate):
+    outcome = check_incoming(imap(dovecot, ssl=True, username="", password=""))
+
+    assert outcome.ok, outcome.message
+    assert "login not tried" in outcome.message
+
+
+# Authentication failures --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [imap, pop3])
+def test_wrong_password_is_an_authentication_failure_for_incoming(dovecot, make):
+    endpoint = make(dovecot, host=dovecot.plain_host, password="not-the-password")
+
+    outcome = check_incoming(endpoint)
+
+    assert not outcome.ok
+    assert outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert outcome.message.startswith("Authentication failed:")
+    assert f"{dovecot.plain_host}:{endpoint.port}" in outcome.message
+    assert "not-the-password" not in outcome.message
+
+
+def test_wrong_password_is_an_authentication_failure_for_smtp(smtp_servers):
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.plain_port, password="not-the-password"))
+
+    assert outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert "535" in outcome.message
+    assert "not-the-password" not in outcome.message
+
+
+def test_smtp_auth_offered_only_after_tls_is_explained(smtp_servers, trust_test_certificate, settings):
+    # Implicit TLS is off and the STARTTLS server's certificate is trusted, so the
+    # check upgrades; compare with a server that offers no AUTH at all in plain text:
+    # aiosmtpd's STARTTLS port hides AUTH until TLS, which the check must not skip.
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.starttls_port))
+
+    assert outcome.ok, outcome.message
+
+
+# Network failures ---------------------------------------------------------------------
+
+
+def test_closed_port_is_connection_refused(closed_port):
+    outcome = check_incoming(Endpoint("imap", "127.0.0.1", closed_port, False, timeout=SHORT))
+
+    assert outcome.cause == Cause.CONNECTION_REFUSED
+    assert f"127.0.0.1:{closed_port} (IMAP)" in outcome.message
+
+
+def test_unresolvable_host_name_does_not_resolve():
+    outcome = check_outgoing(Endpoint("smtp", "nonexistent.invalid", 587, False, timeout=SHORT))
+
+    assert outcome.cause == Cause.HOST_NOT_FOUND
+    assert "nonexistent.invalid does not resolve" in outcome.message
+
+
+def _never_answer(connection, stopping):
+    stopping.wait(30)
+
+
+@pytest.mark.parametrize(("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3")])
+def test_a_server_that_never_answers_times_out(scripted_server, check, protocol):
+    port = scripted_server(_never_answer)
+
+    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, timeout=0.3))
+
+    assert outcome.cause == Cause.TIMED_OUT
+    assert "within 0.3 s" in outcome.message
+
+
+def test_a_server_that_never_answers_times_out_over_smtp_tls(scripted_server, trust_test_certificate):
+    port = scripted_server(_never_answer)
+
+    outcome = check_outgoing(Endpoint("smtp", "127.0.0.1", port, True, timeout=0.3))
+
+    assert outcome.cause == Cause.TIMED_OUT
+
+
+def test_a_server_that_trickles_its_greeting_is_cut_off_by_the_dialogue_deadline(scripted_server):
+    def trickle(connection, stopping):
+        while not stopping.wait(0.05):
+            connection.sendall(b"*")
+
+    port = scripted_server(trickle)
+
+    outcome = check_incoming(Endpoint("imap", "127.0.0.1", port, False, timeout=0.2))
+
+    assert outcome.cause == Cause.TIMED_OUT
+    assert "did not finish the dialogue within 0.6 s" in outcome.message
+
+
+# TLS failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_an_untrusted_certificate_is_rejected_for_incoming(dovecot, mail_certificates, settings, protocol):
+    settings.MAIL_CA_BUNDLE = str(mail_certificates.other_cert)  # trusts a different certificate
+    port = dovecot.imaps_port if protocol == "imap" else dovecot.pop3s_port
+
+    outcome = check_incoming(Endpoint(protocol, dovecot.host, port, True, timeout=SHORT))
+
+    assert outcome.cause == Cause.CERTIFICATE_REJECTED
+    assert outcome.message.startswith("Certificate rejected: self-signed certificate")
+
+
+def test_an_untrusted_certificate_is_rejected_after_starttls(dovecot, settings):
+    settings.MAIL_CA_BUNDLE = ""  # the system trust store alone
+
+    outcome = check_incoming(imap(dovecot))
+
+    assert outcome.cause == Cause.CERTIFICATE_REJECTED
+
+
+def test_an_untrusted_certificate_is_rejected_for_smtp(smtp_servers, mail_certificates, settings):
+    settings.MAIL_CA_BUNDLE = str(mail_certificates.other_cert)
+
+    outcome = check_outgoing(smtp(smtp_servers, port=smtp_servers.tls_port, ssl=True))
+
+    assert outcome.cause == Cause.CERTIFICATE_REJECTED
+    assert "self-signed certificate" in outcome.message
+
+
+def test_implicit_tls_against_a_plain_text_port_is_a_failed_handshake(dovecot, trust_test_certificate):
+    outcome = check_incoming(imap(dovecot, port=dovecot.imap_port, ssl=True))
+
+    assert outcome.cause == Cause.TLS_HANDSHAKE_FAILED
+    assert "Check Use SSL and the port" in outcome.message
+
+
+def test_an_unreadable_ca_bundle_is_named(dovecot, settings, tmp_path):
+    settings.MAIL_CA_BUNDLE = str(tmp_path / "missing.pem")
+
+    outcome = check_incoming(imap(dovecot, ssl=True))
+
+    assert outcome.cause == Cause.TLS_HANDSHAKE_FAILED
+    assert "MAIL_CA_BUNDLE" in outcome.message
+
+
+# Servers that misbehave ---------------------------------------------------------------
+
+
+def _answer_garbage(connection, stopping):
+    connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3"), (check_outgoing, "smtp")]
+)
+def test_a_server_answering_garbage_is_a_server_error_quoting_it(scripted_server, check, protocol):
+    port = scripted_server(_answer_garbage)
+
+    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "HTTP/1.1 400 Bad Request" in outcome.message
+
+
+GREETINGS = {
+    "imap": b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+    "pop3": b"+OK ready\r\n",
+    "smtp": b"220 localhost ESMTP ready\r\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3"), (check_outgoing, "smtp")]
+)
+def test_a_server_hanging_up_mid_dialogue_is_a_server_error(scripted_server, check, protocol):
+    def greet_then_hang_up(connection, stopping):
+        connection.sendall(GREETINGS[protocol])
+        connection.recv(1024)
+
+    port = scripted_server(greet_then_hang_up)
+
+    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "closed the connection unexpectedly" in outcome.message
+
+
+def _echoing(greeting: bytes, replies: dict[bytes, bytes], prefix: bytes):
+    """A server that answers known commands and echoes everything else back (passwords too)."""
+
+    def script(connection, stopping):
+        connection.sendall(greeting)
+        for line in connection.makefile("rb"):
+            word = line.split(b" ")[0].upper().strip()
+            connection.sendall(replies.get(word, prefix + line))
+
+    return script
+
+
+def _imap_echoing(connection, stopping):
+    connection.sendall(GREETINGS["imap"])
+    for line in connection.makefile("rb"):
+        tag, _, rest = line.partition(b" ")
+        if rest.upper().startswith(b"CAPABILITY"):
+            connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+        else:
+            connection.sendall(tag + b" NO you said: " + line)
+
+
+ECHOING = {
+    "imap": _imap_echoing,
+    "pop3": _echoing(GREETINGS["pop3"], {b"CAPA": b"-ERR\r\n", b"USER": b"+OK\r\n"}, b"-ERR you said: "),
+    "smtp": _echoing(
+        GREETINGS["smtp"], {b"EHLO": b"250-localhost\r\n250 AUTH PLAIN LOGIN\r\n"}, b"535 you said: "
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3"), (check_outgoing, "smtp")]
+)
+def test_a_server_echoing_the_password_never_gets_it_into_the_message(scripted_server, check, protocol):
+    port = scripted_server(ECHOING[protocol])
+    password = 'Echo-"me"-9x'
+
+    outcome = check(
+        Endpoint(protocol, "127.0.0.1", port, False, username="alice", password=password, timeout=SHORT)
+    )
+
+    assert outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert "you said" in outcome.message
+    assert "[redacted]" in outcome.message
+    assert "Echo-" not in outcome.message
+
+
+def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server):
+    def imap_that_never_hangs_up(connection, stopping):
+        connection.sendall(GREETINGS["imap"])
+        for line in connection.makefile("rb"):
+            tag, _, rest = line.partition(b" ")
+            command = rest.split(b" ")[0].strip().upper()
+            if command == b"CAPABILITY":
+                connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
+            elif command == b"EXAMINE":
+                connection.sendall(b"* 3 EXISTS\r\n")
+            elif command == b"LOGOUT":
+                connection.sendall(b"* BYE\r\n")
+            connection.sendall(tag + b" OK done\r\n")
+        stopping.wait(30)
+
+    port = scripted_server(imap_that_never_hangs_up)
+
+    outcome = check_incoming(
+        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=0.5)
+    )
+
+    assert outcome.ok, outcome.message
+    assert "(3 messages)" in outcome.message
+
+
+# Exchange and the endpoint itself -----------------------------------------------------
+
+
+def test_exchange_is_not_supported_and_nothing_is_contacted():
+    endpoint = Endpoint("exchange", "https://mail.contoso.test/EWS/Exchange.asmx", None, True)
+
+    for outcome in (check_incoming(endpoint), check_outgoing(endpoint)):
+        assert outcome.cause == Cause.NOT_SUPPORTED
+        assert "no Exchange connector" in outcome.message
+
+
+def test_endpoint_repr_never_shows_the_password():
+    endpoint = Endpoint("imap", "imap.contoso.test", 993, True, username="alice", password="hunter2-xyz")
+
+    assert "hunter2-xyz" not in repr(endpoint)
+    assert "hunter2-xyz" not in str(endpoint)
+    assert "alice" in repr(endpoint)
+
+
+@pytest.mark.parametrize("timeout", [0, 100.001, -1])
+def test_endpoint_refuses_a_timeout_outside_the_profile_range(timeout):
+    with pytest.raises(ValueError, match="between 1 and 100000 ms"):
+        Endpoint("imap", "imap.contoso.test", 993, True, timeout=timeout)
+
+
+@pytest.mark.parametrize("host", ["imap.contoso.test:993", "https://imap.contoso.test", "", "a b"])
+def test_endpoint_accepts_only_a_host_name(host):
+    with pytest.raises(ValueError, match="host name"):
+        Endpoint("imap", host, 993, True)
+
+
+def test_a_missing_test_server_fails_under_ci_and_is_skipped_only_elsewhere(monkeypatch):
+    from tests.fixtures.mailservers import require
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Dovecot is not available"):
+        require("Dovecot", "apt-get install dovecot-imapd")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require("Dovecot", "apt-get install dovecot-imapd")
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_endpoint_refuses_credentials_that_would_inject_a_command(field):
+    values = {"username": "alice", "password": "secret"}
+    values[field] += "\r\nA2 DELETE INBOX"
+
+    with pytest.raises(ValueError, match="control characters") as raised:
+        Endpoint("imap", "imap.contoso.test", 993, True, **values)
+
+    assert "DELETE" not in str(raised.value)
