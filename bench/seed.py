@@ -99,9 +99,8 @@ def _flush(cursor, table, columns, buffer):
 def _reset_sequence(model):
     table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), COALESCE(MAX(id), 1)) FROM \"{table}\""  # noqa: S608
-        )
+        sequence = f"pg_get_serial_sequence('\"{table}\"', 'id')"
+        cursor.execute(f'SELECT setval({sequence}, COALESCE(MAX(id), 1)) FROM "{table}"')  # noqa: S608
 
 
 @transaction.atomic

@@ -14,6 +14,12 @@ from django.views.generic import DetailView
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, StaffPermissionMixin
 from mailboxes.models import OrganizationSettings
+from mailboxes.services.testing import (
+    can_test_mailboxes,
+    check_can_test_mailboxes,
+    profile_schedule_tests,
+    profile_test_connection,
+)
 from serverprofiles.forms import EmailServerProfileForm, NewEmailServerProfileForm
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
@@ -27,13 +33,24 @@ class ProfileCommand:
     run: Callable  # run(profile, actor) -> str: the message to show; ValidationError refuses
 
 
-# SLOT: the profile form's command bar shows these after Save / Save & Close. Wire the
-# testing service by adding, e.g.
-#   ProfileCommand("test-connection", "Test Connection", "mailboxes.test_mailbox",
-#                  run=lambda profile, actor: <test the profile's servers; return a summary>)
-#   ProfileCommand("test-mailboxes", "Test & Enable Mailboxes", "mailboxes.test_mailbox",
-#                  run=lambda profile, actor: <schedule Test & Enable of its mailboxes>)
-PROFILE_COMMANDS: dict[str, ProfileCommand] = {command.name: command for command in []}
+def _schedule_profile_tests(profile, actor) -> str:
+    profile_schedule_tests(profile, actor=actor)
+    return (
+        f"Test & Enable scheduled for the active mailboxes of “{profile.name}”: "
+        "the results appear on each mailbox when they are in."
+    )
+
+
+# The profile form's command bar shows these after Save / Save & Close. (Test Connection
+# is a button of the form itself: it tests the values on the form, before they are saved.)
+PROFILE_COMMANDS: dict[str, ProfileCommand] = {
+    command.name: command
+    for command in [
+        ProfileCommand(
+            "test-mailboxes", "Test & Enable Mailboxes", "mailboxes.test_mailbox", _schedule_profile_tests
+        )
+    ]
+}
 
 
 def profile_commands_for(user) -> list[ProfileCommand]:
@@ -65,7 +82,37 @@ class ProfileListView(KeysetListView):
 
 
 class ProfileFormMixin:
+    """What the new and edit forms share, including Test Connection of the unsaved values."""
+
     list_url_name = "serverprofiles:list"
+
+    def form_valid(self, form):
+        if "test_connection" in self.request.POST:
+            return self.test_connection(form)
+        return super().form_valid(form)
+
+    def test_connection(self, form):
+        """Try the values on the form (a blank password means the stored one); save nothing."""
+        check_can_test_mailboxes(self.request.user)
+        try:
+            result = profile_test_connection(form.instance, actor=self.request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        for direction, outcome in (("Incoming", result.incoming), ("Outgoing", result.outgoing)):
+            if outcome.ok:
+                messages.success(self.request, f"Test Connection, {direction.lower()}: {outcome.message}")
+            else:
+                messages.error(self.request, f"Test Connection, {direction.lower()}: {outcome.message}")
+        messages.info(
+            self.request, "Nothing was saved yet: Save keeps these values (type a new password again first)."
+        )
+        return self.render_to_response(self.get_context_data(form=form))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["can_test_connection"] = self.can_change and can_test_mailboxes(self.request.user)
+        return context
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()

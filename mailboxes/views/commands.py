@@ -21,6 +21,7 @@ from mailboxes.services.mailboxes import (
     mailbox_set_approval,
     mailbox_set_state,
 )
+from mailboxes.services.testing import schedule_mailbox_tests
 
 # The most rows one command acts on: a page of the list, with room to spare.
 MAX_SELECTED = 500
@@ -31,10 +32,13 @@ class MailboxCommand:
     name: str  # the value the button posts
     label: str  # the button's text (SPEC section 5)
     permission: str
-    run: Callable  # run(mailbox, actor): calls a service; raises ValidationError to refuse
+    run: Callable | None  # run(mailbox, actor): calls a service; raises ValidationError to refuse
     done: str  # what happened, for the message: "{count} mailboxes approved."
     # Offered on the form of this mailbox? (The list offers every command.)
     offered_for: Callable[[Mailbox], bool] = lambda mailbox: True
+    # run_many(mailboxes, actor): one service call for all the selected mailboxes, for
+    # commands that must see them together (Test & Enable keeps one cap per profile).
+    run_many: Callable | None = None
 
 
 def _not_forward(mailbox: Mailbox) -> bool:
@@ -44,12 +48,15 @@ def _not_forward(mailbox: Mailbox) -> bool:
 MAILBOX_COMMANDS: dict[str, MailboxCommand] = {
     command.name: command
     for command in [
-        # SLOT: Test & Enable Mailbox goes first in every mailbox command bar. Wire it by
-        # adding here, e.g.
-        #   MailboxCommand("test-enable", "Test & Enable Mailbox", "mailboxes.test_mailbox",
-        #                  run=lambda mailbox, actor: <the testing service>(mailbox=mailbox, actor=actor),
-        #                  done="Test & Enable started for {count}.")
-        # and it appears on the mailbox form and above the mailbox list (selected rows).
+        MailboxCommand(
+            "test-enable",
+            "Test & Enable Mailbox",
+            "mailboxes.test_mailbox",
+            run=None,
+            run_many=lambda mailboxes, actor: schedule_mailbox_tests([m.pk for m in mailboxes], actor=actor),
+            done="Test & Enable scheduled for {count}: the results appear on each mailbox when they are in.",
+            offered_for=lambda mailbox: mailbox.is_active,
+        ),
         MailboxCommand(
             "approve",
             "Approve Email",
@@ -142,6 +149,15 @@ class MailboxCommandView(StaffPermissionMixin, View):
             return HttpResponseRedirect(back)
 
         mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").filter(pk__in=ids)
+        if command.run_many is not None:
+            mailboxes = list(mailboxes)
+            try:
+                command.run_many(mailboxes, request.user)
+            except ValidationError as error:
+                messages.error(request, f"{command.label} refused: {_messages_of(error)}")
+            else:
+                messages.success(request, command.done.format(count=_count(len(mailboxes))))
+            return HttpResponseRedirect(back)
         done = 0
         for mailbox in mailboxes:
             try:
