@@ -9,7 +9,7 @@ from mailboxadmin.admin_tools.forms import (
     password_field,
 )
 from mailboxadmin.admin_tools.options import ServiceModelAdmin, delete_selected, outcome_level
-from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator, planner_row_estimate
+from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator, table_row_count
 
 __all__ = [
     "EstimatedCountPaginator",
@@ -21,5 +21,5 @@ __all__ = [
     "delete_selected",
     "outcome_level",
     "password_field",
-    "planner_row_estimate",
+    "table_row_count",
 ]
