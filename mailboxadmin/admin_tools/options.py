@@ -2,11 +2,12 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
-from django.contrib.admin.utils import model_ngettext
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 
 from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
 from mailboxadmin.exceptions import StaleEditError
@@ -65,6 +66,17 @@ class ServiceModelAdmin(admin.ModelAdmin):
 
     def service_delete(self, request, obj) -> None:
         raise NotImplementedError
+
+    def action_checkbox(self, obj):
+        # The same input Django renders, without a trip through the widget templates
+        # for each row (a quarter of a 100-row page's time).
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj,
+        )
 
     # Writes -----------------------------------------------------------------------
 
@@ -160,7 +172,3 @@ class ServiceModelAdmin(admin.ModelAdmin):
 
     def log_deletions(self, request, queryset):
         return None
-
-
-def describe_count(modeladmin, count: int) -> str:
-    return f"{count} {model_ngettext(modeladmin.opts, count)}"

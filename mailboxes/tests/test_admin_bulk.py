@@ -5,6 +5,7 @@ history as mailbox_save."""
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 
 from mailboxes.models import Mailbox, TestStatus
 from mailboxes.services.bulk import (
@@ -35,11 +36,11 @@ def target(make_profile):
 def test_queries_per_chunk_do_not_depend_on_its_rows(
     many_mailboxes, target, sysadmin, django_assert_num_queries
 ):
-    # SAVEPOINT; the chunk, locked, with profile, user and queue; the owners of its
-    # addresses (M11); one UPDATE (all rows get the same new values); the history
+    # SAVEPOINT; the chunk, locked, with user and queue; its server profiles; the owners
+    # of its addresses (M11); one UPDATE (all rows get the same new values); the history
     # entries in one INSERT; RELEASE SAVEPOINT.
     selected = ids(many_mailboxes)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         outcome = mailboxes_set_server_profile(selected, server_profile=target, actor=sysadmin)
 
     assert outcome.updated == len(selected)
@@ -49,10 +50,31 @@ def test_queries_per_chunk_do_not_depend_on_its_rows(
 def test_chunks_each_cost_the_same(many_mailboxes, target, sysadmin, django_assert_num_queries):
     rows = sorted(ids(many_mailboxes))[:10]
 
-    with django_assert_num_queries(2 * 6):  # two chunks of five, as above
+    with django_assert_num_queries(2 * 7):  # two chunks of five, as above
         mailboxes_change(
             rows, change=lambda m: setattr(m, "server_profile", target), actor=sysadmin, chunk_size=5
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunks_outside_a_transaction_run_in_parallel_on_postgresql(
+    make_user, make_forward_mailbox, sysadmin
+):
+    from mailboxes.services.bulk import default_workers
+
+    mailboxes = [make_user(f"par{n}").mailbox for n in range(7)] + [make_forward_mailbox()]
+    expected_workers = 2 if connection.vendor == "postgresql" else 1
+
+    outcome = mailboxes_change(
+        ids(mailboxes), change=lambda m: setattr(m, "outgoing_method", "none"), actor=sysadmin, chunk_size=2
+    )
+
+    assert default_workers() == expected_workers
+    assert (outcome.updated, outcome.unchanged, outcome.refused) == (7, 1, [])  # the forward one had none
+    assert not Mailbox.objects.filter(pk__in=ids(mailboxes)).exclude(outgoing_method="none").exists()
+    assert (
+        LogEntry.objects.filter(object_id__in=[str(pk) for pk in ids(mailboxes)], user=sysadmin).count() == 7
+    )
 
 
 def test_changed_rows_get_a_version_test_reset_and_one_history_entry(make_user, profile, target, sysadmin):
