@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from mailboxadmin.admin_tools import ServiceModelAdmin, delete_selected
 from mailboxes.admin import actions
@@ -112,21 +115,25 @@ class MailboxAdmin(ServiceModelAdmin):
         alerts = mailbox.alerts.all()[:RECENT_ALERTS]
         if not alerts:
             return "—"
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
-                "",
-                "<li>{} · {} · {}: {}</li>",
+        items = format_html_join(
+            "",
+            "<li>{} · {} · {}: {}</li>",
+            (
                 (
-                    (
-                        a.created_on.strftime("%Y-%m-%d %H:%M"),
-                        a.get_severity_display(),
-                        a.get_workload_display(),
-                        a.message,
-                    )
-                    for a in alerts
-                ),
+                    date_format(localtime(alert.created_on), "SHORT_DATETIME_FORMAT"),
+                    alert.get_severity_display(),
+                    alert.get_workload_display(),
+                    alert.message,
+                )
+                for alert in alerts
             ),
+        )
+        every_alert = reverse(f"{self.admin_site.name}:mailboxes_mailboxalert_changelist")
+        return format_html(
+            '<ul>{}</ul><a href="{}?mailbox__id__exact={}">All alerts of this mailbox</a>',
+            items,
+            every_alert,
+            mailbox.pk,
         )
 
     # The forms ---------------------------------------------------------------------

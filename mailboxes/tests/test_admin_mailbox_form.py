@@ -268,3 +268,50 @@ def test_read_only_role_sees_the_mailbox_without_inputs(client_for, readonly, us
     assert 'name="name"' not in response.content.decode()
     assert "No password is set." in response.content.decode()
     assert posted.status_code == 403
+
+
+# History and alerts ---------------------------------------------------------------------
+
+
+def test_changes_made_elsewhere_show_in_the_admin_history(sysadmin_client, manager, user_mailbox):
+    user_mailbox.name = "Alice (renamed by a command)"
+    mailbox_save(user_mailbox, actor=manager, via="apply_config")
+    user_mailbox.outgoing_method = "none"
+    mailbox_save(user_mailbox, actor=manager)  # as the browser UI saves
+
+    content = sysadmin_client.get(f"/admin/mailboxes/mailbox/{user_mailbox.pk}/history/").content.decode()
+
+    assert "Changed Name (via apply_config)." in content
+    assert "Changed Outgoing Email." in content
+    assert "manager" in content
+
+
+def test_a_rule_on_a_field_the_form_does_not_show_is_reported_on_the_form(sysadmin_client, user_mailbox):
+    # An inconsistent row (active mailbox of an inactive user, M16): the rule names the
+    # read-only Status field, so the error shows at the top of the form, not as a 500.
+    user_mailbox.user.__class__.objects.filter(pk=user_mailbox.user_id).update(is_active=False)
+    data = changeform_data(sysadmin_client.get(change_url(user_mailbox)))
+    data["name"] = "Alice again"
+
+    response = sysadmin_client.post(change_url(user_mailbox), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [
+        "Status: The mailbox cannot be active while its user is inactive."
+    ]
+
+
+def test_change_form_lists_the_most_recent_alerts(sysadmin_client, user_mailbox):
+    from mailboxes.models import MailboxAlert
+
+    for n in range(12):
+        MailboxAlert.objects.create(mailbox=user_mailbox, severity="error", message=f"Failure number {n}.")
+
+    content = sysadmin_client.get(change_url(user_mailbox)).content.decode()
+
+    assert "Failure number 11." in content
+    assert "Failure number 2." in content
+    assert "Failure number 1." not in content  # only the ten most recent
+    every_alert = sysadmin_client.get(f"/admin/mailboxes/mailboxalert/?mailbox__id__exact={user_mailbox.pk}")
+    assert every_alert.status_code == 200
+    assert every_alert.context["cl"].result_count == 12
