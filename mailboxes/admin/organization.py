@@ -41,9 +41,9 @@ class OrganizationSettingsAdmin(ServiceModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        settings = OrganizationSettings.load()
+        org = OrganizationSettings.load()
         return HttpResponseRedirect(
-            reverse(f"{self.admin_site.name}:mailboxes_organizationsettings_change", args=[settings.pk])
+            reverse(f"{self.admin_site.name}:mailboxes_organizationsettings_change", args=[org.pk])
         )
 
     def service_update(self, request, obj, form, *, expected_version):

@@ -71,6 +71,17 @@ def test_add_form_offers_no_kind_and_no_regarding(sysadmin_client):
     assert "queue" not in form.fields
 
 
+def test_a_user_mailbox_cannot_be_added_on_its_own(sysadmin_client, profile, make_user):
+    someone = make_user("someone")
+
+    add_forward(sysadmin_client, profile, kind="user", user=str(someone.pk), email="sneaky@example.test")
+
+    added = Mailbox.objects.get(email="sneaky@example.test")
+    assert added.kind == Mailbox.Kind.FORWARD  # M1: the posted kind and Regarding are ignored
+    assert added.user_id is None
+    assert Mailbox.objects.filter(user=someone).count() == 1
+
+
 def test_add_form_shows_rule_errors_on_their_fields(sysadmin_client):
     response = sysadmin_client.post(
         ADD_URL, {"name": "No profile", "email": "np@example.test", "incoming_method": "server-side-sync"}
