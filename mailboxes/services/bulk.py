@@ -127,12 +127,12 @@ class ChunkFacts:
 
     def __init__(self, rows: list[Mailbox]):
         self._rows = rows
-        self._owners_of_address: dict[str, set[int]] | None = None
+        self._shared_addresses: set[str] | None = None
         self._forward_targets: list[int] | None = None
 
     def email_is_taken(self, mailbox: Mailbox) -> bool:
-        if self._owners_of_address is None:
-            self._owners_of_address = defaultdict(set)
+        if self._shared_addresses is None:
+            owners = defaultdict(set)
             addresses = {row.email.lower() for row in self._rows if row.email}
             matches = (
                 Mailbox.objects.annotate(address=Lower("email"))
@@ -140,11 +140,12 @@ class ChunkFacts:
                 .values_list("address", "pk")
             )
             for address, pk in matches:
-                self._owners_of_address[address].add(pk)
+                owners[address].add(pk)
             # Rows of this chunk count under their new address too.
             for row in self._rows:
-                self._owners_of_address[row.email.lower()].add(row.pk)
-        return bool(self._owners_of_address[mailbox.email.lower()] - {mailbox.pk})
+                owners[row.email.lower()].add(row.pk)
+            self._shared_addresses = {address for address, pks in owners.items() if len(pks) > 1}
+        return mailbox.email.lower() in self._shared_addresses
 
     def forward_target_exists(self, mailbox: Mailbox) -> bool:
         if self._forward_targets is None:
@@ -341,18 +342,13 @@ def _log_changes(actor, entries: list[tuple[Mailbox, list[str]]]) -> None:
     connection = connections[router.db_for_write(LogEntry)]
     content_type = ContentType.objects.get_for_model(Mailbox, for_concrete_model=False)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    values = [
-        (
-            now,
-            actor.pk,
-            content_type.pk,
-            str(row.pk),
-            str(row)[:200],
-            CHANGE,
-            json.dumps([{"changed": {"fields": labels}}]),
-        )
-        for row, labels in entries
-    ]
+    messages: dict[tuple[str, ...], str] = {}  # rows of a chunk share a handful of messages
+    values = []
+    for row, labels in entries:
+        key = tuple(labels)
+        if key not in messages:
+            messages[key] = json.dumps([{"changed": {"fields": labels}}])
+        values.append((now, actor.pk, content_type.pk, str(row.pk), str(row)[:200], CHANGE, messages[key]))
     table = connection.ops.quote_name(LogEntry._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(LogEntry._meta.get_field(f).column) for f in _LOG_FIELDS)
     per_insert = (connection.features.max_query_params or 7000) // len(_LOG_FIELDS)
