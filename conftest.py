@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.ui",
     "tests.fixtures.browser",
     "tests.fixtures.mailservers",
+    "tests.fixtures.admin",
 ]

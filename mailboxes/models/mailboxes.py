@@ -338,6 +338,23 @@ class Mailbox(models.Model):
 
     # Validation ------------------------------------------------------------------
 
+    # M11 and M14 read other rows. A bulk change (mailboxes/services/bulk.py) sets this
+    # to an object answering both questions from facts prefetched for a whole chunk of
+    # rows, so that validating one row costs no query; left None, they are queried.
+    rule_facts = None
+
+    def email_is_taken(self) -> bool:
+        """M11: another mailbox already uses this address (case-insensitively)."""
+        if self.rule_facts is not None:
+            return self.rule_facts.email_is_taken(self)
+        return Mailbox.objects.filter(email__iexact=self.email).exclude(pk=self.pk).exists()
+
+    def forward_target_exists(self) -> bool:
+        """M14: an active forward mailbox with a server profile, other than this one."""
+        if self.rule_facts is not None:
+            return self.rule_facts.forward_target_exists(self)
+        return Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists()
+
     def clean(self):
         if not self.allow_credentials:
             # M7: turning credentials off removes them.
@@ -414,11 +431,11 @@ class Mailbox(models.Model):
                 if getattr(self, field) == OUTLOOK and field not in errors:
                     add(field, "Outlook is available only for user mailboxes.")
         # M11 (also a unique index; checked here to name the field)
-        if self.email and Mailbox.objects.filter(email__iexact=self.email).exclude(pk=self.pk).exists():
+        if self.email and self.email_is_taken():
             add("email", "Another mailbox already uses this email address.")
         # M14
         if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and not is_forward:
-            if not Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists():
+            if not self.forward_target_exists():
                 add(
                     "incoming_method",
                     "Incoming Email = Forward Mailbox needs an active forward mailbox that has a "

@@ -1,0 +1,174 @@
+"""A ModelAdmin whose every write goes through the services."""
+
+from django.contrib import admin, messages
+from django.contrib.admin import actions as django_actions
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
+from mailboxadmin.exceptions import StaleEditError
+from mailboxes.services.bulk import BulkOutcome, reasons
+
+
+@admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
+def delete_selected(modeladmin, request, queryset):
+    """Django's confirmation page, then each deletion through the service: records a
+    rule protects are left in place and listed with the reason."""
+    if not request.POST.get("post"):
+        return django_actions.delete_selected(modeladmin, request, queryset)
+    outcome = BulkOutcome()
+    for obj in queryset:
+        try:
+            with transaction.atomic():
+                modeladmin.delete_model(request, obj)
+        except ValidationError as error:
+            outcome.refuse(str(obj), error)
+        else:
+            outcome.updated += 1
+    modeladmin.message_user(request, outcome.summary("deleted"), outcome_level(outcome))
+    return None
+
+
+def outcome_level(outcome: BulkOutcome) -> int:
+    if not outcome.refused:
+        return messages.SUCCESS
+    return messages.WARNING if outcome.updated else messages.ERROR
+
+
+class ServiceModelAdmin(admin.ModelAdmin):
+    """Saves and deletes through the services, which validate, lock, check the version
+    the editor read and write the history entry.
+
+    Subclasses implement `service_insert`, `service_update` and `service_delete`. A
+    ValidationError a service raises after the form passed (a rule only the service
+    checks, a race) is shown on the re-displayed form; StaleEditError sends the editor
+    back to the current values with a message. The admin's own history entries are
+    switched off where a service writes one, so nothing is logged twice.
+
+    Scale: an estimated count on unfiltered lists, no second COUNT(*) for "(N total)",
+    and no facet counts.
+    """
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = [delete_selected]
+
+    def service_insert(self, request, obj, form) -> None:
+        raise NotImplementedError
+
+    def service_update(self, request, obj, form, *, expected_version) -> None:
+        raise NotImplementedError
+
+    def service_delete(self, request, obj) -> None:
+        raise NotImplementedError
+
+    def action_checkbox(self, obj):
+        # The same input Django renders, without a trip through the widget templates
+        # for each row (a quarter of a 100-row page's time).
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj,
+        )
+
+    # Writes -----------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            self.service_update(
+                request, obj, form, expected_version=form.cleaned_data.get("expected_version")
+            )
+        else:
+            self.service_insert(request, obj, form)
+        request.saved_through_service = True
+
+    def delete_model(self, request, obj):
+        self.service_delete(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.service_delete(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        refused = getattr(request, "refused_by_service", None)
+        if refused is not None:
+            form = type(form.__name__, (form,), {"refused_by_service": refused})
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except StaleEditError as stale:
+            self.message_user(request, str(stale), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        except ValidationError as refused:
+            if getattr(request, "refused_by_service", None) is not None:
+                raise
+            # The first attempt was rolled back; validate the same submission again,
+            # this time with the service's errors, so they show on the form.
+            request.refused_by_service = refused
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as refused:
+            self.message_user(request, reasons(refused, self.model), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse(
+                    f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
+                    args=[object_id],
+                )
+            )
+
+    def get_deleted_objects(self, objs, request):
+        """The delete confirmation page: the refusals the services would give, found by
+        asking them in a transaction that is always rolled back; without refusals,
+        Django's list of what goes with the records.
+
+        Related rows the service deletes with a record (a user's mailbox) need no
+        separate delete permission: the permission to delete the record is checked.
+        """
+        refusals = []
+        # Fresh instances: a deletion, even one rolled back, clears the instance's pk.
+        fresh = self.model._default_manager.filter(pk__in=[obj.pk for obj in objs])
+        with transaction.atomic():
+            for obj in fresh:
+                try:
+                    with transaction.atomic():
+                        self.service_delete(request, obj)
+                except ValidationError as error:
+                    refusals.extend(self.deletion_refusals(obj, error))
+            transaction.set_rollback(True)
+        if refusals:
+            return [], {}, set(), refusals
+        deletable, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deletable, model_count, set(), protected
+
+    def deletion_refusals(self, obj, error: ValidationError) -> list[str]:
+        """The lines the confirmation page lists for a record a service refuses to delete."""
+        return [f"{self.opts.verbose_name.capitalize()} “{obj}”: {reasons(error, self.model)}"]
+
+    # History: the services write it -------------------------------------------------
+
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "saved_through_service", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def log_deletion(self, request, obj, object_repr):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None

@@ -1,0 +1,219 @@
+"""The set-wise bulk service behind Set Server Profile… and Set Delivery Methods…:
+a fixed number of queries per chunk, every rule checked, the same consequences and
+history as mailbox_save."""
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+
+from mailboxes.models import Mailbox, TestStatus
+from mailboxes.services.bulk import (
+    BulkOutcome,
+    Refusal,
+    mailboxes_change,
+    mailboxes_set_delivery_methods,
+    mailboxes_set_server_profile,
+)
+from mailboxes.services.mailboxes import mailbox_save
+from serverprofiles.models import AuthenticationMethod, ServerType
+
+
+def ids(mailboxes) -> list[int]:
+    return [m.pk for m in mailboxes]
+
+
+@pytest.fixture(autouse=True)
+def _content_types_cached(db):
+    ContentType.objects.get_for_model(Mailbox)  # counted queries stay about the rows
+
+
+@pytest.fixture
+def target(make_profile):
+    return make_profile(name="Target IMAP")
+
+
+def test_queries_per_chunk_do_not_depend_on_its_rows(
+    many_mailboxes, target, sysadmin, django_assert_num_queries
+):
+    # SAVEPOINT; the chunk, locked, with user and queue; its server profiles; the owners
+    # of its addresses (M11); one UPDATE (all rows get the same new values); the history
+    # entries in one INSERT; RELEASE SAVEPOINT.
+    selected = ids(many_mailboxes)
+    with django_assert_num_queries(7):
+        outcome = mailboxes_set_server_profile(selected, server_profile=target, actor=sysadmin)
+
+    assert outcome.updated == len(selected)
+    assert not outcome.refused
+
+
+def test_chunks_each_cost_the_same(many_mailboxes, target, sysadmin, django_assert_num_queries):
+    rows = sorted(ids(many_mailboxes))[:10]
+
+    with django_assert_num_queries(2 * 7):  # two chunks of five, as above
+        mailboxes_change(
+            rows, change=lambda m: setattr(m, "server_profile", target), actor=sysadmin, chunk_size=5
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunks_outside_a_transaction_run_in_parallel_on_postgresql(
+    make_user, make_forward_mailbox, sysadmin
+):
+    from mailboxes.services.bulk import default_workers
+
+    mailboxes = [make_user(f"par{n}").mailbox for n in range(7)] + [make_forward_mailbox()]
+    expected_workers = 2 if connection.vendor == "postgresql" else 1
+
+    outcome = mailboxes_change(
+        ids(mailboxes), change=lambda m: setattr(m, "outgoing_method", "none"), actor=sysadmin, chunk_size=2
+    )
+
+    assert default_workers() == expected_workers
+    assert (outcome.updated, outcome.unchanged, outcome.refused) == (7, 1, [])  # the forward one had none
+    assert not Mailbox.objects.filter(pk__in=ids(mailboxes)).exclude(outgoing_method="none").exists()
+    assert (
+        LogEntry.objects.filter(object_id__in=[str(pk) for pk in ids(mailboxes)], user=sysadmin).count() == 7
+    )
+
+
+def test_changed_rows_get_a_version_test_reset_and_one_history_entry(make_user, profile, target, sysadmin):
+    mailbox = make_user("alice").mailbox
+    mailbox.server_profile = profile
+    mailbox = mailbox_save(mailbox)
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        incoming_status=TestStatus.SUCCESS, enabled_incoming=True, incoming_error=""
+    )
+
+    mailboxes_set_server_profile([mailbox.pk], server_profile=target, actor=sysadmin)
+
+    changed = Mailbox.objects.get(pk=mailbox.pk)
+    assert changed.server_profile == target
+    assert changed.version == mailbox.version + 1
+    assert changed.incoming_status == TestStatus.NOT_RUN  # M13
+    assert changed.enabled_incoming is False
+    [entry] = LogEntry.objects.filter(object_id=str(mailbox.pk), action_flag=CHANGE, user=sysadmin)
+    assert entry.get_change_message() == "Changed Server Profile."
+
+
+def test_unchanged_rows_keep_their_version_and_get_no_history(make_forward_mailbox, profile, sysadmin):
+    forward = make_forward_mailbox()
+
+    outcome = mailboxes_set_server_profile([forward.pk], server_profile=profile, actor=sysadmin)
+
+    assert (outcome.updated, outcome.unchanged) == (0, 1)
+    assert Mailbox.objects.get(pk=forward.pk).version == forward.version
+    assert not LogEntry.objects.filter(object_id=str(forward.pk), action_flag=CHANGE).exists()
+
+
+def test_clearing_the_profile_of_a_forward_mailbox_is_refused(make_forward_mailbox, make_user):
+    forward = make_forward_mailbox()
+    user_mailbox = make_user("bob").mailbox
+
+    outcome = mailboxes_set_server_profile([forward.pk, user_mailbox.pk], server_profile=None)
+
+    assert outcome.refused == [
+        Refusal(forward.email, "Server Profile: A forward mailbox must have a server profile.")  # M5
+    ]
+    assert Mailbox.objects.get(pk=forward.pk).server_profile_id == forward.server_profile_id
+
+
+def test_own_credentials_need_a_user_credentials_profile(make_forward_mailbox, make_profile):
+    forward = make_forward_mailbox(allow_credentials=True, username="svc", password="pw")
+    shared = make_profile(
+        incoming_auth=AuthenticationMethod.PROFILE_CREDENTIALS, incoming_username="svc", password="pw"
+    )
+
+    outcome = mailboxes_set_server_profile([forward.pk], server_profile=shared)
+
+    [refusal] = outcome.refused
+    assert refusal.reasons.startswith("Allow to Use Credentials for Email Processing: ")  # M7
+    assert Mailbox.objects.get(pk=forward.pk).get_password() == "pw"
+
+
+def test_act_sync_needs_an_exchange_profile(make_user, make_profile):
+    exchange = make_profile(
+        server_type=ServerType.EXCHANGE,
+        incoming_server="https://mail.example.test/EWS/Exchange.asmx",
+        outgoing_server="https://mail.example.test/EWS/Exchange.asmx",
+    )
+    mailbox = make_user("carol").mailbox
+    mailbox.server_profile = exchange
+    mailbox_save(mailbox)
+
+    synced = mailboxes_set_delivery_methods([mailbox.pk], act_method="server-side-sync")
+    moved = mailboxes_set_server_profile([mailbox.pk], server_profile=make_profile())
+
+    assert synced.updated == 1
+    assert moved.refused[0].reasons.startswith("Appointments, Contacts, and Tasks: ")  # M8
+
+
+def test_forward_mailbox_method_needs_a_usable_forward_mailbox(make_user, make_forward_mailbox, sysadmin):
+    alice = make_user("alice").mailbox
+
+    without = mailboxes_set_delivery_methods([alice.pk], incoming_method="forward-mailbox")
+    make_forward_mailbox()
+    with_one = mailboxes_set_delivery_methods([alice.pk], incoming_method="forward-mailbox")
+
+    assert without.refused[0].reasons.startswith(
+        "Incoming Email: Incoming Email = Forward Mailbox needs"
+    )  # M14
+    assert with_one.updated == 1
+    assert Mailbox.objects.get(pk=alice.pk).incoming_method == "forward-mailbox"
+
+
+def test_a_forward_mailbox_cannot_forward_to_itself(make_forward_mailbox):
+    forward = make_forward_mailbox()
+
+    outcome = mailboxes_set_delivery_methods([forward.pk], incoming_method="forward-mailbox")
+
+    assert outcome.refused[0].reasons.startswith("Incoming Email: A forward mailbox's Incoming Email")  # M4
+
+
+def test_a_value_outside_the_choices_is_refused(make_user):
+    mailbox = make_user("dora").mailbox
+
+    outcome = mailboxes_set_delivery_methods([mailbox.pk], outgoing_method="carrier-pigeon")
+
+    assert outcome.refused[0].reasons.startswith(
+        "Outgoing Email: Value 'carrier-pigeon' is not a valid choice."
+    )
+
+
+def test_a_bulk_change_never_touches_an_address(make_user):
+    mailbox = make_user("erin").mailbox
+
+    with pytest.raises(ValueError, match="address, kind or Regarding"):
+        mailboxes_change([mailbox.pk], change=lambda m: setattr(m, "email", "other@example.test"))
+
+    assert Mailbox.objects.get(pk=mailbox.pk).email == "erin@example.test"
+
+
+def test_a_chunk_the_database_refuses_is_redone_row_by_row(make_user, make_forward_mailbox, sysadmin):
+    # clean() does not look at a forward mailbox's approval status; the constraint
+    # mailbox_forward_methods does. The UPDATE fails, the chunk is rolled back and redone
+    # through mailbox_save, which refuses only the forward mailbox.
+    user_mailbox = make_user("fred").mailbox
+    forward = make_forward_mailbox()
+
+    outcome = mailboxes_change(
+        [user_mailbox.pk, forward.pk],
+        change=lambda m: setattr(m, "approval_status", "approved"),
+        actor=sysadmin,
+    )
+
+    assert outcome.updated == 1
+    assert [r.record for r in outcome.refused] == [forward.email]
+    assert Mailbox.objects.get(pk=user_mailbox.pk).approval_status == "approved"
+    assert Mailbox.objects.get(pk=forward.pk).approval_status == "empty"
+
+
+def test_summary_lists_refusals_up_to_a_limit():
+    outcome = BulkOutcome(
+        updated=3, unchanged=1, refused=[Refusal(f"m{n}@x.test", "Reason.") for n in range(12)]
+    )
+
+    assert outcome.summary(limit=2) == (
+        "3 updated, 1 unchanged, 12 refused: m0@x.test: Reason.; m1@x.test: Reason.; and 10 more."
+    )
+    assert BulkOutcome(updated=2).summary() == "2 updated."

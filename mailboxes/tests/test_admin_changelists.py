@@ -1,0 +1,203 @@
+"""Admin changelists stay at a fixed number of queries however many rows they show,
+count exactly only when filtered, and never show a password."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import path
+
+from mailboxadmin.admin_tools import pagination
+from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
+from mailboxadmin.admin_tools.untuned import untuned_site
+from mailboxes.models import Mailbox, MailboxAlert
+
+# For the comparison with an untuned ModelAdmin (used with @pytest.mark.urls(__name__)).
+urlpatterns = [path("untuned-admin/", untuned_site.urls)]
+
+# Every page opens with the same four: the session, the user, and the user's own and
+# group permissions (read once per request, for the staff and model permission checks).
+AUTH = 4
+
+
+@pytest.fixture
+def sysadmin_client(client_for, sysadmin):
+    return client_for(sysadmin)
+
+
+def test_mailbox_changelist_queries(sysadmin_client, many_mailboxes, django_assert_num_queries):
+    # AUTH, then:
+    # 1. the server profiles, for the Server Profile filter
+    # 2. the row count: COUNT(*) on SQLite; on PostgreSQL one pg_class read (the
+    #    planner's estimate), counting only while the table is small
+    # 3. the page of mailboxes, with server profile, user and queue joined in
+    with django_assert_num_queries(AUTH + 3):
+        response = sysadmin_client.get("/admin/mailboxes/mailbox/")
+
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == many_mailboxes.count()
+
+
+def test_mailbox_changelist_queries_do_not_grow_with_rows(
+    sysadmin_client, many_mailboxes, make_user, django_assert_num_queries
+):
+    for n in range(10):
+        make_user(f"more{n}")
+
+    with django_assert_num_queries(AUTH + 3):  # as above
+        sysadmin_client.get("/admin/mailboxes/mailbox/")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?q=bulk",
+        "?kind__exact=user",
+        "?state__exact=active&approval_status__exact=pending",
+        "?server_profile__id__exact=1",
+        "?incoming_status__exact=not-run&outgoing_method__exact=none",
+        "?act_method__exact=none&act_status__exact=not-run&incoming_method__exact=none&outgoing_status__exact=failure",
+        "?o=2",
+    ],
+)
+def test_filtered_and_searched_mailbox_changelist_queries(
+    sysadmin_client, many_mailboxes, query, django_assert_num_queries
+):
+    # AUTH, the profiles for the filter, an exact COUNT(*) with the filter, the page.
+    with django_assert_num_queries(AUTH + 3):
+        response = sysadmin_client.get("/admin/mailboxes/mailbox/" + query)
+
+    assert response.status_code == 200
+    assert "?e=1" not in response.get("Location", "")
+
+
+def test_search_finds_name_address_and_user_name(sysadmin_client, many_mailboxes, make_forward_mailbox):
+    forward = make_forward_mailbox(
+        name="Collector", allow_credentials=True, username="svc-collect", password="x"
+    )
+
+    for term in ("ollecto", forward.email.split("@")[0], "svc-coll"):
+        result = sysadmin_client.get("/admin/mailboxes/mailbox/", {"q": term}).context["cl"].result_list
+        assert list(result) == [forward], term
+
+
+def test_every_filter_the_issue_names_is_offered(sysadmin_client, many_mailboxes):
+    response = sysadmin_client.get("/admin/mailboxes/mailbox/")
+
+    titles = {spec.title for spec in response.context["cl"].filter_specs}
+    assert titles == {
+        "kind",
+        "Status",
+        "Server Profile",
+        "Incoming Email",
+        "Outgoing Email",
+        "Appointments, Contacts, and Tasks",
+        "Incoming Email Status",
+        "Outgoing Email Status",
+        "Appointments, Contacts, and Tasks Status",
+        "Email Address Status",
+    }
+
+
+def test_user_changelist_queries(sysadmin_client, many_mailboxes, django_assert_num_queries):
+    # AUTH, then: 1. the groups, for the Groups filter; 2. the row count;
+    # 3. the page of users, each with its mailbox joined in.
+    with django_assert_num_queries(AUTH + 3):
+        response = sysadmin_client.get("/admin/mailboxes/user/")
+
+    assert response.status_code == 200
+    assert "Active, Pending Approval" in response.content.decode()
+
+
+def test_queue_changelist_queries(sysadmin_client, many_mailboxes, django_assert_num_queries):
+    # AUTH, then: 1. the row count; 2. the page of queues with their owners joined in.
+    with django_assert_num_queries(AUTH + 2):
+        response = sysadmin_client.get("/admin/mailboxes/queue/")
+
+    assert len(response.context["cl"].result_list) == 3
+
+
+def test_profile_changelist_queries(sysadmin_client, many_mailboxes, django_assert_num_queries):
+    # AUTH, then: 1. the row count; 2. the page of profiles with their owners joined in
+    # and "is the default" as a sub-select (not a query per row).
+    with django_assert_num_queries(AUTH + 2):
+        response = sysadmin_client.get("/admin/serverprofiles/emailserverprofile/")
+
+    assert len(response.context["cl"].result_list) == 3
+
+
+def test_alert_changelist_queries(sysadmin_client, many_mailboxes, django_assert_num_queries):
+    MailboxAlert.objects.bulk_create(
+        MailboxAlert(mailbox=mailbox, severity="error", message="Authentication failed.")
+        for mailbox in many_mailboxes
+    )
+
+    # AUTH, then: 1. the row count; 2. the page of alerts with their mailboxes joined in.
+    with django_assert_num_queries(AUTH + 2):
+        response = sysadmin_client.get("/admin/mailboxes/mailboxalert/")
+
+    assert len(response.context["cl"].result_list) == many_mailboxes.count()
+
+
+@pytest.mark.urls(__name__)
+def test_the_untuned_admin_grows_a_query_per_row(sysadmin_client, many_mailboxes):
+    # What the tuned changelist saves: here each row's profile, user or queue is a query.
+    with CaptureQueriesContext(connection) as untuned:
+        response = sysadmin_client.get("/untuned-admin/mailboxes/mailbox/")
+
+    assert response.status_code == 200
+    assert len(untuned.captured_queries) > many_mailboxes.count()
+
+
+def test_no_password_column_in_any_changelist(sysadmin_client, many_mailboxes, make_forward_mailbox):
+    make_forward_mailbox(allow_credentials=True, username="svc", password="Hunter2-Secret")
+    ciphertext = Mailbox.objects.get(username="svc").password_ciphertext
+
+    for url in ("/admin/mailboxes/mailbox/", "/admin/mailboxes/mailbox/?q=svc"):
+        content = sysadmin_client.get(url).content.decode()
+        assert "Hunter2-Secret" not in content
+        assert ciphertext not in content
+
+
+# The paginator ----------------------------------------------------------------------------
+
+
+def test_filtered_lists_are_counted_exactly(many_mailboxes, monkeypatch):
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 1)
+    users = Mailbox.objects.filter(kind="user").order_by("name", "id")
+
+    paginator = EstimatedCountPaginator(users, 10)
+
+    assert paginator.count == users.count()
+    assert paginator.estimated is False
+
+
+def test_unfiltered_list_takes_the_planner_estimate_on_postgresql(many_mailboxes, monkeypatch):
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 1)
+    rows = Mailbox.objects.count()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE mailboxes_mailbox")
+        Mailbox.objects.filter(kind="forward").delete()  # the estimate lags until the next ANALYZE
+
+    with CaptureQueriesContext(connection) as queries:
+        count = EstimatedCountPaginator(Mailbox.objects.order_by("name", "id"), 10).count
+
+    assert len(queries.captured_queries) == 1
+    if connection.vendor == "postgresql":
+        assert count == rows  # the estimate, not a count
+        assert "pg_class" in queries.captured_queries[0]["sql"]
+    else:
+        assert count == rows  # SQLite keeps no estimate: an exact count
+        assert "COUNT(*)" in queries.captured_queries[0]["sql"]
+
+
+def test_small_tables_are_counted_exactly_in_the_same_one_query(many_mailboxes):
+    Mailbox.objects.filter(kind="forward").delete()
+
+    with CaptureQueriesContext(connection) as queries:
+        paginator = EstimatedCountPaginator(Mailbox.objects.order_by("name", "id"), 10)
+        count = paginator.count
+
+    assert count == Mailbox.objects.count()
+    assert paginator.estimated is False
+    assert len(queries.captured_queries) == 1
