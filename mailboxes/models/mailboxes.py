@@ -370,9 +370,18 @@ class Mailbox(models.Model):
 
         if self.kind not in self.Kind.values:
             add("__all__", "A mailbox is a user, queue or forward mailbox.")
+        if (is_user and not (self.user_id and not self.queue_id)) or (
+            is_queue and not (self.queue_id and not self.user_id)
+        ):
+            add("__all__", f"A {self.kind} mailbox is regarding exactly one {self.kind}.")
         if is_forward:
             if self.user_id or self.queue_id:  # M2
                 add("__all__", "A forward mailbox has no Regarding.")
+            if self.approval_status != ApprovalStatus.EMPTY:  # M13a
+                add(
+                    "__all__",
+                    "Approval does not apply to forward mailboxes: Email Address Status stays Empty.",
+                )
             if self.outgoing_method != OutgoingMethod.NONE:  # M3
                 add("outgoing_method", "A forward mailbox's Outgoing Email must be None.")
             if self.incoming_method not in (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC):  # M4
@@ -447,14 +456,12 @@ class Mailbox(models.Model):
             or (is_queue and self.queue and not self.queue.is_active)
         ):
             add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")
-        self._reported_by_clean = set(errors)
         if errors:
             raise ValidationError(errors)
 
     def validate_constraints(self, exclude=None):
-        # clean() reports a missing password on the form's "password" field; the
-        # constraint behind that rule need not say it a second time.
-        exclude = set(exclude or ())
-        if "password" in getattr(self, "_reported_by_clean", ()):
-            exclude.add("password_ciphertext")
-        super().validate_constraints(exclude=exclude)
+        # Every constraint in Meta mirrors a rule that clean() or a field's own validation
+        # has already checked, with its message on the right field. Django would check
+        # each one again with a query of its own (about 20 per save); the constraints stay
+        # as the database's backstop instead.
+        return
