@@ -623,6 +623,9 @@ def test_no_password_appears_in_any_alert_status_history_or_log(
         assert wrong not in text
 
 
+# The worker closes the database connection after each task, as it should in production;
+# inside a test-case transaction that would end the test's transaction (on PostgreSQL).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_database_queue_worker_runs_a_scheduled_test(
     make_test_server_profile, make_test_mailbox, no_approval_required, settings, manager
 ):
