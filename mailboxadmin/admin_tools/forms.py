@@ -4,6 +4,8 @@ editor read, and write-only passwords."""
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 
+from mailboxadmin.forms import DAMAGED_VERSION_MESSAGE
+
 
 class ServiceModelForm(forms.ModelForm):
     """A ModelForm validated by the model's rules, whose errors always land on the form.
@@ -58,6 +60,13 @@ class VersionedFormMixin(forms.Form):
             self.fields["expected_version"].initial = self.instance.version
         else:
             del self.fields["expected_version"]
+
+    def add_error(self, field, error):
+        # The admin hides a hidden input's row, and the row's errors with it: a form that
+        # lost or mangled its version is told above the form, with what to do.
+        if field == "expected_version":
+            field, error = None, DAMAGED_VERSION_MESSAGE
+        super().add_error(field, error)
 
 
 class WriteOnlyPasswordsMixin(forms.Form):
