@@ -72,13 +72,16 @@ def test_approval_bumps_the_version_and_is_recorded(run, pending, sysadmin):
         ),
         (
             ["alice@contoso.test", "fwd@contoso.test"],
-            r"^mailbox fwd@contoso.test: approval does not apply to forward mailboxes; nothing was approved\.$",
+            r"^mailbox fwd@contoso.test: approval does not apply to forward "
+            r"mailboxes; nothing was approved\.$",
         ),
         (["--all-pending", "--actor", "reader"], r"^--actor: reader may not make this change"),
         (["--all-pending", "--actor", "ghost"], r"^--actor: there is no user named 'ghost'\.$"),
     ],
 )
-def test_errors_approve_nothing(run, pending, make_forward_mailbox, readonly, unchanged_database, args, message):
+def test_errors_approve_nothing(
+    run, pending, make_forward_mailbox, readonly, unchanged_database, args, message
+):
     make_forward_mailbox(email="fwd@contoso.test")
 
     with unchanged_database(), pytest.raises(CommandError, match=message):

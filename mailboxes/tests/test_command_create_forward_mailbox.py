@@ -13,11 +13,18 @@ def imap(make_profile):
 
 def test_creates_a_forward_mailbox_on_the_profile(run, imap):
     result = run(
-        "create_forward_mailbox", "--name", "Forward box", "--email", "fwd@contoso.test", "--profile", "Contoso IMAP"
+        "create_forward_mailbox",
+        "--name",
+        "Forward box",
+        "--email",
+        "fwd@contoso.test",
+        "--profile",
+        "Contoso IMAP",
     )
 
     mailbox = Mailbox.objects.get(email="fwd@contoso.test")
-    assert mailbox.is_forward and mailbox.regarding is None
+    assert mailbox.is_forward
+    assert mailbox.regarding is None
     assert mailbox.server_profile == imap
     assert (mailbox.incoming_method, mailbox.outgoing_method, mailbox.act_method) == (
         "server-side-sync",
@@ -25,7 +32,8 @@ def test_creates_a_forward_mailbox_on_the_profile(run, imap):
         "none",
     )
     assert mailbox.approval_status == "empty"
-    assert not mailbox.delete_after_processing and not mailbox.allow_credentials
+    assert not mailbox.delete_after_processing
+    assert not mailbox.allow_credentials
     assert result.lines == [
         'Created forward mailbox "Forward box" <fwd@contoso.test> on email server profile "Contoso IMAP".'
     ]
@@ -49,7 +57,8 @@ def test_credentials_and_delete_after_processing(run, imap):
 
     mailbox = Mailbox.objects.get(email="fwd@contoso.test")
     assert mailbox.delete_after_processing
-    assert mailbox.allow_credentials and mailbox.username == "fwd-user"
+    assert mailbox.allow_credentials
+    assert mailbox.username == "fwd-user"
     assert mailbox.get_password() == SECRET
     assert SECRET not in result.output
     assert result.stdout.rstrip().endswith("its own credentials, user name fwd-user.")
@@ -69,14 +78,19 @@ def test_the_actor_owns_it(run, imap, sysadmin):
     [
         (
             ["--profile", "Nowhere"],
-            r'^forward mailbox fwd@contoso.test: --profile: there is no email server profile named "Nowhere"\.$',
+            r"^forward mailbox fwd@contoso.test: --profile: there is no email "
+            r'server profile named "Nowhere"\.$',
         ),
         (
             ["--email", "alice@contoso.test"],
-            r"^forward mailbox alice@contoso.test: --email: Another mailbox already uses this email address\.$",
+            r"^forward mailbox alice@contoso.test: --email: Another mailbox already "
+            r"uses this email address\.$",
         ),
         (["--email", "ALICE@contoso.test"], r"--email: Another mailbox already uses this email address\."),
-        (["--email", "not-an-address"], r"^forward mailbox not-an-address: --email: Enter a valid email address"),
+        (
+            ["--email", "not-an-address"],
+            r"^forward mailbox not-an-address: --email: Enter a valid email address",
+        ),
         (["--name", ""], r"^forward mailbox fwd@contoso.test: --name: This field cannot be blank\.$"),
         (
             ["--username", "fwd-user"],
@@ -85,12 +99,14 @@ def test_the_actor_owns_it(run, imap, sysadmin):
         (["--password-env", "FWD_PW"], r"^forward mailbox fwd@contoso.test: --username: Enter the user name"),
         (
             ["--profile", "Shared", "--username", "fwd-user", "--password-env", "FWD_PW"],
-            r'^forward mailbox fwd@contoso.test: --username: Allow to Use Credentials for Email Processing can be '
+            r"^forward mailbox fwd@contoso.test: --username: Allow to Use "
+            r"Credentials for Email Processing can be "
             r'Yes only when the server profile uses "Credentials Specified by a User or Queue"\.$',
         ),
         (
             ["--username", "fwd-user", "--password-env", "MISSING_PW"],
-            r"^forward mailbox fwd@contoso.test: --password-env: the environment variable MISSING_PW is not set",
+            r"^forward mailbox fwd@contoso.test: --password-env: the environment "
+            r"variable MISSING_PW is not set",
         ),
     ],
 )

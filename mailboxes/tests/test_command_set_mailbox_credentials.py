@@ -18,18 +18,26 @@ def test_sets_credentials_on_a_user_mailbox(run, alice):
     alice.save()
 
     result = run(
-        "set_mailbox_credentials", "Alice@Contoso.test", "--username", "alice", "--password-stdin", stdin=SECRET + "\n"
+        "set_mailbox_credentials",
+        "Alice@Contoso.test",
+        "--username",
+        "alice",
+        "--password-stdin",
+        stdin=SECRET + "\n",
     )
 
     alice.refresh_from_db()
-    assert alice.allow_credentials and alice.username == "alice"
+    assert alice.allow_credentials
+    assert alice.username == "alice"
     assert alice.get_password() == SECRET
     assert alice.incoming_status == "not-run"  # M13: new credentials, new test
     assert result.lines == ["Set the credentials of mailbox alice@contoso.test (user name alice)."]
     assert SECRET not in result.output
 
 
-def test_sets_credentials_on_queue_and_forward_mailboxes(run, alice, make_queue, make_forward_mailbox, monkeypatch):
+def test_sets_credentials_on_queue_and_forward_mailboxes(
+    run, alice, make_queue, make_forward_mailbox, monkeypatch
+):
     monkeypatch.setenv("BOX_PASSWORD", SECRET)
     queue = make_queue(email="support@contoso.test")
     forward = make_forward_mailbox(email="fwd@contoso.test")
@@ -39,16 +47,29 @@ def test_sets_credentials_on_queue_and_forward_mailboxes(run, alice, make_queue,
 
     for mailbox in (queue.mailbox, forward):
         mailbox.refresh_from_db()
-        assert mailbox.allow_credentials and mailbox.get_password() == SECRET
+        assert mailbox.allow_credentials
+        assert mailbox.get_password() == SECRET
 
 
 def test_the_same_credentials_again_change_nothing(run, alice, monkeypatch, unchanged_database):
     monkeypatch.setenv("ALICE_PASSWORD", SECRET)
-    run("set_mailbox_credentials", "alice@contoso.test", "--username", "alice", "--password-env", "ALICE_PASSWORD")
+    run(
+        "set_mailbox_credentials",
+        "alice@contoso.test",
+        "--username",
+        "alice",
+        "--password-env",
+        "ALICE_PASSWORD",
+    )
 
     with unchanged_database():
         result = run(
-            "set_mailbox_credentials", "alice@contoso.test", "--username", "alice", "--password-env", "ALICE_PASSWORD"
+            "set_mailbox_credentials",
+            "alice@contoso.test",
+            "--username",
+            "alice",
+            "--password-env",
+            "ALICE_PASSWORD",
         )
 
     assert result.lines == ["Mailbox alice@contoso.test already has these credentials; nothing changed."]
@@ -56,10 +77,24 @@ def test_the_same_credentials_again_change_nothing(run, alice, monkeypatch, unch
 
 def test_a_new_password_is_a_change(run, alice, monkeypatch):
     monkeypatch.setenv("ALICE_PASSWORD", SECRET)
-    run("set_mailbox_credentials", "alice@contoso.test", "--username", "alice", "--password-env", "ALICE_PASSWORD")
+    run(
+        "set_mailbox_credentials",
+        "alice@contoso.test",
+        "--username",
+        "alice",
+        "--password-env",
+        "ALICE_PASSWORD",
+    )
     monkeypatch.setenv("ALICE_PASSWORD", "Another-Secret-1")
 
-    run("set_mailbox_credentials", "alice@contoso.test", "--username", "alice", "--password-env", "ALICE_PASSWORD")
+    run(
+        "set_mailbox_credentials",
+        "alice@contoso.test",
+        "--username",
+        "alice",
+        "--password-env",
+        "ALICE_PASSWORD",
+    )
 
     assert Mailbox.objects.get(email="alice@contoso.test").get_password() == "Another-Secret-1"
 
@@ -75,7 +110,8 @@ def test_a_new_password_is_a_change(run, alice, monkeypatch):
         (
             "alice@contoso.test",
             [],
-            r"^mailbox alice@contoso.test: A password is required: give --password-stdin or --password-env VAR\.$",
+            r"^mailbox alice@contoso.test: A password is required: give "
+            r"--password-stdin or --password-env VAR\.$",
         ),
         (
             "alice@contoso.test",
@@ -85,7 +121,8 @@ def test_a_new_password_is_a_change(run, alice, monkeypatch):
         (
             "shared@contoso.test",
             ["--password-env", "ALICE_PASSWORD"],
-            r"^mailbox shared@contoso.test: allow_credentials: Allow to Use Credentials for Email Processing can be Yes "
+            r"^mailbox shared@contoso.test: allow_credentials: Allow to Use "
+            r"Credentials for Email Processing can be Yes "
             r'only when the server profile uses "Credentials Specified by a User or Queue"\.$',
         ),
     ],

@@ -20,7 +20,8 @@ def test_creates_an_imap_profile_with_ports_from_ssl(run, org):
 
     profile = EmailServerProfile.objects.get(name="Contoso IMAP")
     assert (profile.incoming_port, profile.outgoing_port) == (993, 465)
-    assert profile.incoming_ssl and profile.outgoing_ssl
+    assert profile.incoming_ssl
+    assert profile.outgoing_ssl
     assert profile.incoming_auth == profile.outgoing_auth == "user-credentials"
     assert not profile.is_default
     assert result.lines == [
@@ -49,7 +50,8 @@ def test_no_ssl_ports_and_max_connections(run, org):
 
     profile = EmailServerProfile.objects.get(name="Plain POP")
     assert (profile.incoming_port, profile.outgoing_port) == (110, 2525)
-    assert not profile.incoming_ssl and not profile.outgoing_ssl
+    assert not profile.incoming_ssl
+    assert not profile.outgoing_ssl
     assert profile.max_connections == 3
 
 
@@ -115,7 +117,8 @@ def test_exchange_online_with_server_to_server(run, org):
     [
         (
             ["--name", "Contoso IMAP", *IMAP],
-            r'^email server profile "Contoso IMAP": --name: Email server profile with this Name already exists\.$',
+            r'^email server profile "Contoso IMAP": --name: Email server profile '
+            r"with this Name already exists\.$",
         ),
         (
             ["--name", "No servers", "--server-type", "imap-smtp"],
@@ -161,7 +164,8 @@ def test_exchange_online_with_server_to_server(run, org):
         ),
         (
             ["--name", "Empty env", *IMAP, "--auth", "profile-credentials", "--password-env", "UNSET_VAR"],
-            r'^email server profile "Empty env": --password-env: the environment variable UNSET_VAR is not set',
+            r'^email server profile "Empty env": --password-env: the environment '
+            r"variable UNSET_VAR is not set",
         ),
     ],
 )
@@ -196,7 +200,10 @@ def test_empty_standard_input_is_refused(run, org, unchanged_database):
 
 
 def test_an_actor_without_permission_is_refused(run, readonly, unchanged_database):
-    with unchanged_database(), pytest.raises(CommandError, match=r"^--actor: reader may not make this change"):
+    with (
+        unchanged_database(),
+        pytest.raises(CommandError, match=r"^--actor: reader may not make this change"),
+    ):
         run("create_server_profile", "--name", "X", *IMAP, "--actor", "reader")
 
 
