@@ -54,7 +54,7 @@ from serverprofiles.services import profile_create, profile_save
 VIA = "apply_config"
 # Keep IN (...) lists under SQLite's limit on query parameters.
 LOOKUP_CHUNK = 500
-_SECTION_ORDER = ("settings", "server_profiles", "users", "queues", "mailboxes")
+_SECTION_ORDER = ("server_profiles", "settings", "users", "queues", "mailboxes")
 _DEFER = object()  # a profile owner who is created later in the same run
 
 
@@ -162,7 +162,9 @@ class _Applier:
     ) -> list[str]:
         """The file keys whose fields differ between two versions of a row."""
         names = file_key_for_field(keys)
-        return [names.get(f, f) for f in history.changed_fields(before, after, ignore=ignore)]
+        order = {key.name: n for n, key in enumerate(keys)}
+        changed = [names.get(f, f) for f in history.changed_fields(before, after, ignore=ignore)]
+        return sorted(changed, key=lambda name: order.get(name, len(order)))
 
     @contextmanager
     def errors_named(self, record: Record, keys: tuple[Key, ...]):
