@@ -410,12 +410,12 @@ class _Applier:
         self.report(record, "update" if changed else "unchanged", changed)
 
 
-@transaction.atomic
 def _set_approval_status(mailbox: Mailbox, status: str, *, actor) -> None:
     """Set Email Address Status to what the file says.
 
     Approved and Rejected are the Approve / Reject Email actions (A1). Pending Approval and
-    Empty have no button, but a file restores them as they were exported.
+    Empty have no button, but a file restores them as they were exported. Called inside
+    config_apply's transaction, which holds the row lock until the end.
     """
     if status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
         mailbox_set_approval(mailbox=mailbox, approved=status == ApprovalStatus.APPROVED, actor=actor)
