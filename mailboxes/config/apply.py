@@ -11,7 +11,6 @@ error rolls everything back, and a dry run rolls back at the end.
 import copy
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -28,6 +27,7 @@ from mailboxes.config.document import (
     parse_document,
     renamed,
 )
+from mailboxes.config.plan import Plan, PlanEntry
 from mailboxes.config.schema import (
     MAILBOX_KEYS,
     PROFILE_KEYS,
@@ -56,31 +56,6 @@ VIA = "apply_config"
 LOOKUP_CHUNK = 500
 _SECTION_ORDER = ("server_profiles", "settings", "users", "queues", "mailboxes")
 _DEFER = object()  # a profile owner who is created later in the same run
-
-
-@dataclass
-class PlanEntry:
-    section: str
-    index: int | None
-    record: str
-    action: str  # create | update | unchanged
-    fields: list[str] = field(default_factory=list)
-
-    def __str__(self):
-        line = f"{self.action:<9} {self.record}"
-        return f"{line}: {', '.join(self.fields)}" if self.fields else line
-
-
-@dataclass
-class Plan:
-    entries: list[PlanEntry]
-
-    def count(self, action: str) -> int:
-        return sum(1 for entry in self.entries if entry.action == action)
-
-    @property
-    def changes(self) -> int:
-        return len(self.entries) - self.count("unchanged")
 
 
 def config_apply(
