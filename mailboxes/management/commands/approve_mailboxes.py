@@ -60,7 +60,7 @@ class Command(ScriptCommand):
         """The mailboxes named, each once; an unknown or forward address stops everything."""
         mailboxes = {}
         for address in addresses:
-            mailbox = Mailbox.objects.filter(email__iexact=address).first()
+            mailbox = Mailbox.objects.with_email(address).first()
             if mailbox is None:
                 raise CommandError(f"mailbox {address}: there is no mailbox with this address.")
             if mailbox.is_forward:

@@ -52,7 +52,7 @@ class Command(ScriptCommand):
             with transaction.atomic():
                 mailbox = (
                     Mailbox.objects.select_related("server_profile", "user", "queue")
-                    .filter(email__iexact=address)
+                    .with_email(address)
                     .first()
                 )
                 if mailbox is None:
