@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.mailservers",
     "tests.fixtures.admin",
+    "tests.fixtures.commands",
     "tests.fixtures.faults",
 ]
