@@ -6,8 +6,6 @@ from django.core.exceptions import ValidationError
 
 from mailboxadmin import forms as shared
 
-from mailboxadmin.forms import DAMAGED_VERSION_MESSAGE
-
 
 class ServiceModelForm(shared.ServiceModelForm):
     """The browser forms' ServiceModelForm (a rule's error on a field the form does not
@@ -41,7 +39,7 @@ class VersionedFormMixin(forms.Form):
         # The admin hides a hidden input's row, and the row's errors with it: a form that
         # lost or mangled its version is told above the form, with what to do.
         if field == "expected_version":
-            field, error = None, DAMAGED_VERSION_MESSAGE
+            field, error = None, shared.DAMAGED_VERSION_MESSAGE
         super().add_error(field, error)
 
 
