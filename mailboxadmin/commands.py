@@ -63,6 +63,13 @@ def resolve_actor(username: str | None):
     return User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first()
 
 
+def printable(text: str) -> str:
+    """`text` on one line, with line breaks, terminal escapes and invisible characters
+    (a NUL, a right-to-left override) written as escapes: a message that quotes a value
+    from a file or an argument can neither span lines nor rewrite the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def one_line(error: ValidationError, *, record: str) -> str:
     """A validation error as one line that names the record and each field."""
     if hasattr(error, "error_dict"):
