@@ -1,4 +1,5 @@
-"""What every management command shares: reading secrets safely, naming the actor."""
+"""What every management command shares: reading secrets safely, naming the actor,
+one-line errors (a database that cannot be used included)."""
 
 import os
 import sys
@@ -79,3 +80,28 @@ def one_line(error: ValidationError, *, record: str) -> str:
             parts.extend(f"{label}{message}" for message in errors)
         return f"{record}: " + "; ".join(parts)
     return f"{record}: " + "; ".join(error.messages)
+
+
+def execute_from_command_line(argv: list[str]) -> None:
+    """Run a management command as manage.py does, and report a database that cannot be
+    reached or used (not running, a wrong DATABASE_URL, a connection cut mid-run) as one
+    line with exit status 1 instead of a traceback. --traceback still shows it.
+
+    The command's open transaction is rolled back by then, as with any other error.
+    """
+    from django.core.management import execute_from_command_line as execute
+    from django.db import Error as DatabaseError
+
+    from mailboxadmin.logging import redact
+
+    try:
+        execute(argv)
+    except DatabaseError as error:
+        if "--traceback" in argv:
+            raise
+        detail = " ".join(str(error).split()) or type(error).__name__
+        sys.stderr.write(
+            f"Database error: {printable(redact(detail))} "
+            "(check DATABASE_URL and the database server; --traceback shows where it happened)\n"
+        )
+        sys.exit(1)
