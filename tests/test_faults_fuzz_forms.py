@@ -404,3 +404,21 @@ def test_the_admin_refuses_a_group_id_past_every_range(sysadmin_client, make_use
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["groups"] == [f"“{2**80}” is not a valid value."]
+
+
+def test_the_admin_takes_a_new_password_when_there_is_none_to_clear(sysadmin_client, make_forward_mailbox):
+    """The admin shows "Clear password" only when one is stored; a posted value for it
+    must not refuse the save with an error on a field that is not on the page."""
+    from tests.fixtures.admin import changeform_data
+
+    mailbox = make_forward_mailbox()
+    url = f"/admin/mailboxes/mailbox/{mailbox.pk}/change/"
+    data = {
+        **changeform_data(sysadmin_client.get(url)),
+        **{"allow_credentials": "on", "username": "fwd", "password": "New-Secret-1", "clear_password": "on"},
+    }
+
+    response = sysadmin_client.post(url, data)
+
+    assert response.status_code == 302
+    assert Mailbox.objects.get(pk=mailbox.pk).get_password() == "New-Secret-1"

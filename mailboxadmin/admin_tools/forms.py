@@ -60,6 +60,10 @@ class WriteOnlyPasswordsMixin(forms.Form):
                 continue
             stored = self.instance.pk is not None and getattr(self.instance, is_set)
             self.fields[name].help_text = shared.password_help(stored, "Stored encrypted; it is never shown.")
+            if not stored:
+                # Not on the page (nothing to clear): a posted value would raise an error
+                # on a field nobody can see.
+                self.fields.pop(f"clear_{name}", None)
 
     def clean(self):
         cleaned = super().clean()
