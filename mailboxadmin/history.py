@@ -37,10 +37,8 @@ def field_labels(model: type[models.Model], names: list[str]) -> list[str]:
     return labels
 
 
-def _log(actor, obj, flag, message) -> None:
-    if actor is None or actor.pk is None:
-        return
-    LogEntry.objects.create(
+def _entry(actor, obj, flag, message) -> LogEntry:
+    return LogEntry(
         user_id=actor.pk,
         content_type_id=ContentType.objects.get_for_model(obj, for_concrete_model=False).pk,
         object_id=str(obj.pk),
@@ -50,19 +48,56 @@ def _log(actor, obj, flag, message) -> None:
     )
 
 
+def _log(actor, obj, flag, message) -> None:
+    if actor is None or actor.pk is None:
+        return
+    _entry(actor, obj, flag, message).save()
+
+
+def _addition_message(via: str):
+    return f"Added (via {via})." if via else [{"added": {}}]
+
+
+def _change_message(model: type[models.Model], fields: list[str], via: str):
+    labels = field_labels(model, fields)
+    if via:
+        return f"Changed {', '.join(labels)} (via {via})."
+    return [{"changed": {"fields": labels}}]
+
+
 def log_addition(actor, obj, *, via: str = "") -> None:
-    _log(actor, obj, ADDITION, f"Added (via {via})." if via else [{"added": {}}])
+    _log(actor, obj, ADDITION, _addition_message(via))
 
 
 def log_change(actor, obj, fields: list[str], *, via: str = "") -> None:
     """Record which fields changed; `via` names a command, shown in the entry."""
     if not fields:
         return
-    labels = field_labels(type(obj), fields)
-    if via:
-        _log(actor, obj, CHANGE, f"Changed {', '.join(labels)} (via {via}).")
-    else:
-        _log(actor, obj, CHANGE, [{"changed": {"fields": labels}}])
+    _log(actor, obj, CHANGE, _change_message(type(obj), fields, via))
+
+
+def addition_entries(actor, objs, *, via: str = "") -> list[LogEntry]:
+    """The entries log_addition writes for each of `objs`, unsaved, for a bulk insert."""
+    if actor is None or actor.pk is None:
+        return []
+    message = _addition_message(via)
+    return [_entry(actor, obj, ADDITION, message) for obj in objs]
+
+
+def change_entries(actor, changes, *, via: str = "") -> list[LogEntry]:
+    """The entries log_change writes for (obj, changed field names) pairs, unsaved."""
+    if actor is None or actor.pk is None:
+        return []
+    messages = {}  # many rows share a handful of messages
+    entries = []
+    for obj, fields in changes:
+        if not fields:
+            continue
+        key = (type(obj), tuple(fields))
+        if key not in messages:
+            messages[key] = _change_message(type(obj), fields, via)
+        entries.append(_entry(actor, obj, CHANGE, messages[key]))
+    return entries
 
 
 def log_message(actor, obj, text: str) -> None:
