@@ -381,13 +381,18 @@ class _Applier:
     def apply_mailboxes(self, records: list[Record]) -> None:
         existing: dict[str, Mailbox] = {}
         addresses = [record.identity.lower() for record in records]
+        # Every profile is in self.profiles already (a few, shared by many mailboxes).
+        profiles = {profile.pk: profile for profile in self.profiles.values()}
         for chunk in _chunks(addresses):
             found = (
-                Mailbox.objects.select_related("server_profile", "user", "queue")
+                Mailbox.objects.select_related("user", "queue")
                 .annotate(address=Lower("email"))
                 .filter(address__in=chunk)
             )
-            existing.update((mailbox.address, mailbox) for mailbox in found)
+            for mailbox in found:
+                if mailbox.server_profile_id in profiles:
+                    mailbox.server_profile = profiles[mailbox.server_profile_id]
+                existing[mailbox.address] = mailbox
         # Forward mailboxes first: user and queue mailboxes may receive through them (M14).
         ordered = [r for r in records if r.is_forward] + [r for r in records if not r.is_forward]
         batch: list[tuple[Record, Mailbox, Mailbox, list[str]]] = []

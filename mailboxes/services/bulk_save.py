@@ -30,7 +30,7 @@ reports the same first error it would report saving them one at a time.
 
 from collections import defaultdict
 
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.db.models.functions import Lower
@@ -188,7 +188,8 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
     if failure is not None:
         raise failure
     _insert_rows(Mailbox, mailboxes)
-    _insert_rows(LogEntry, history.addition_entries(actor, accepted, via=via))
+    message = history.addition_message(via)
+    _insert_log(actor, [(user, ADDITION, message) for user in accepted])
     return users
 
 
@@ -240,7 +241,12 @@ def mailboxes_save(changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: s
         for mailbox, changed in saved:
             if "email" in changed:
                 _sync_regarding_email(mailbox)
-        _insert_rows(LogEntry, history.change_entries(actor, saved, via=via))
+        messages = {}  # rows share a handful of messages
+        for _, changed in saved:
+            key = tuple(changed)
+            if key not in messages:
+                messages[key] = history.change_message(Mailbox, changed, via)
+        _insert_log(actor, [(mailbox, CHANGE, messages[tuple(changed)]) for mailbox, changed in saved])
 
 
 def _update_rows(rows: list[Mailbox], names: list[str]) -> None:
@@ -270,6 +276,34 @@ def _update_rows(rows: list[Mailbox], names: list[str]) -> None:
             )
 
 
+# Fields whose database value is the attribute itself when it is of these types
+# (get_db_prep_save would return it unchanged).
+_PLAIN_VALUES = {
+    "CharField": (str, type(None)),
+    "TextField": (str, type(None)),
+    "BooleanField": (bool, type(None)),
+    "IntegerField": (int, type(None)),
+    "PositiveIntegerField": (int, type(None)),
+    "ForeignKey": (int, type(None)),
+}
+
+
+def _preparer(field, connection):
+    """A function giving the value INSERT stores for `field` of an object, as bulk_create would."""
+    attname, prepare = field.attname, field.get_db_prep_save
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda obj: prepare(field.pre_save(obj, True), connection)
+    plain_types = _PLAIN_VALUES.get(field.get_internal_type())
+    if plain_types is not None:
+
+        def plain(obj):
+            value = getattr(obj, attname)
+            return value if type(value) in plain_types else prepare(value, connection)
+
+        return plain
+    return lambda obj: prepare(getattr(obj, attname), connection)
+
+
 def _insert_rows(model, objs: list) -> None:
     """bulk_create(objs) of new rows, which get their ids, as save() would store them."""
     connection = connections[router.db_for_write(model)]
@@ -278,21 +312,46 @@ def _insert_rows(model, objs: list) -> None:
         return
     opts = model._meta
     fields = [f for f in opts.concrete_fields if f is not opts.auto_field and not f.generated]
+    preparers = [_preparer(field, connection) for field in fields]
+    rows = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        rows.append([prepare(obj) for prepare in preparers])
+    for obj, pk in zip(objs, _insert_values(connection, model, fields, rows), strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _insert_log(actor, entries: list[tuple]) -> None:
+    """The history entries of (obj, action flag, message) triples, as history's log_*
+    functions write them one by one."""
+    if actor is None or actor.pk is None or not entries:
+        return
+    values = [history.entry_values(actor, obj, flag, message) for obj, flag, message in entries]
+    connection = connections[router.db_for_write(LogEntry)]
+    if connection.vendor != "postgresql":
+        LogEntry.objects.bulk_create([LogEntry(**row) for row in values], batch_size=BATCH_SIZE)
+        return
+    names = list(values[0])
+    fields = [LogEntry._meta.get_field("action_time")] + [LogEntry._meta.get_field(n) for n in names]
+    now = timezone.now()
+    _insert_values(connection, LogEntry, fields, [[now, *row.values()] for row in values])
+
+
+def _insert_values(connection, model, fields: list, rows: list[list]) -> list:
+    """INSERT rows of database values for `fields`, a batch at a time; their new ids."""
     quote = connection.ops.quote_name
+    opts = model._meta
     columns = ", ".join(quote(field.column) for field in fields)
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    ids = []
     with connection.cursor() as cursor:
-        for batch in _chunks(objs, BATCH_SIZE):
-            params = []
-            for obj in batch:
-                obj._prepare_related_fields_for_save(operation_name="bulk_create")
-                params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+        for batch in _chunks(rows, BATCH_SIZE):
             cursor.execute(
                 # Quoted names of our own table and columns; every value is a parameter.
                 f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES "  # noqa: S608
                 f"{', '.join([row_sql] * len(batch))} RETURNING {quote(opts.pk.column)}",
-                params,
+                [value for row in batch for value in row],
             )
-            for obj, (pk,) in zip(batch, cursor.fetchall(), strict=True):
-                obj.pk = pk
-                obj._state.adding, obj._state.db = False, connection.alias
+            ids.extend(pk for (pk,) in cursor.fetchall())
+    return ids
