@@ -104,11 +104,14 @@ class RuleFacts:
         return bool(self._holders.get(mailbox.email.lower(), set()) - {_key(mailbox)})
 
     def forward_target_exists(self, mailbox: Mailbox) -> bool:
+        return any(pk != mailbox.pk for pk in self._forward_targets())
+
+    def _forward_targets(self) -> set:
         if self._targets is None:
             # Enough to still know of two after every forward row of the list has left.
             limit = self._forward_rows + 2
             self._targets = set(Mailbox.objects.usable_forward_targets().values_list("pk", flat=True)[:limit])
-        return any(pk != mailbox.pk for pk in self._targets)
+        return self._targets
 
     def accept(self, mailbox: Mailbox, before: Mailbox | None = None) -> None:
         key = _key(mailbox)
@@ -116,11 +119,11 @@ class RuleFacts:
             self._holders[before.email.lower()].discard(key)
         if mailbox.email:
             self._holders[mailbox.email.lower()].add(key)
-        if self._targets is not None and mailbox.pk is not None:
+        if mailbox.is_forward and mailbox.pk is not None:
             if _is_forward_target(mailbox):
-                self._targets.add(mailbox.pk)
+                self._forward_targets().add(mailbox.pk)
             else:
-                self._targets.discard(mailbox.pk)
+                self._forward_targets().discard(mailbox.pk)
 
 
 def mailbox_errors(mailbox: Mailbox, facts: RuleFacts, *, only=None) -> ValidationError | None:
