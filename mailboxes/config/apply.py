@@ -119,6 +119,9 @@ class _Applier:
         self.users: dict[str, User] = {}
         self.users_to_create = set()
         self.deferred_owners: list[tuple[Record, EmailServerProfile, str]] = []
+        # The mailboxes of the users created in this run, by address, as they were saved:
+        # the mailbox entries need not read them back (a stale one fails the version check).
+        self.created_mailboxes: dict[str, Mailbox] = {}
 
     def run(self) -> Plan:
         document = self.document
@@ -329,11 +332,13 @@ class _Applier:
         """Create the users of `batch` (each with its mailbox), and empty it."""
         if not batch:
             return
-        records, users = zip(*batch, strict=True)
+        users = [user for _, user in batch]
         written = batch.copy()
         batch.clear()
-        self.write_batch(written, USER_KEYS, lambda: users_insert(list(users), actor=self.actor, via=VIA))
-        for record in records:
+        self.write_batch(written, USER_KEYS, lambda: users_insert(users, actor=self.actor, via=VIA))
+        for record, user in written:
+            if user.mailbox.pk is not None:  # a database that returns new rows' ids
+                self.created_mailboxes[user.mailbox.email.lower()] = user.mailbox
             self.report(record, "create")
 
     def apply_deferred_owners(self) -> None:
@@ -380,7 +385,13 @@ class _Applier:
 
     def apply_mailboxes(self, records: list[Record]) -> None:
         existing: dict[str, Mailbox] = {}
-        addresses = [record.identity.lower() for record in records]
+        addresses = []
+        for record in records:
+            address = record.identity.lower()
+            if address in self.created_mailboxes:
+                existing[address] = self.created_mailboxes[address]
+            else:
+                addresses.append(address)
         # Every profile is in self.profiles already (a few, shared by many mailboxes).
         profiles = {profile.pk: profile for profile in self.profiles.values()}
         for chunk in _chunks(addresses):
