@@ -56,7 +56,7 @@ from mailboxes.services.mailboxes import (
 )
 from mailboxes.services.organization import organization_settings_save
 from mailboxes.services.queues import queue_insert, queue_save
-from mailboxes.services.users import user_build, user_save
+from mailboxes.services.users import user_build, user_insert, user_save
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import profile_create, profile_save
 
@@ -312,9 +312,13 @@ class _Applier:
                         full_name=record.values.get("full_name", ""),
                         is_active=record.values.get("active", True),
                     )
-                    batch.append((record, user))
-                    if len(batch) >= BATCH_SIZE or not SETWISE:
-                        flush()
+                    if SETWISE:
+                        batch.append((record, user))
+                        if len(batch) >= BATCH_SIZE:
+                            flush()
+                    else:
+                        user_insert(user, actor=self.actor, via=VIA)
+                        self.report(record, "create")
                 else:
                     user = copy.copy(current)
                     self.assign(user, record, USER_KEYS, skip=("email",))

@@ -89,6 +89,7 @@ def test_changes_get_the_consequences_and_history_of_mailbox_save(make_user, sys
     compared = ("version", "approval_status", "incoming_status", "enabled_incoming", "server_profile_id")
     assert [getattr(bulk, f) for f in compared] == [getattr(single, f) for f in compared]
     assert (bulk.approval_status, bulk.incoming_status) == ("pending", "not-run")  # M13
+    assert bulk.modified_on > before.modified_on
     assert User.objects.get(pk=two.pk).email == "two-new@example.test"  # M12
     entries = LogEntry.objects.filter(content_type__model="mailbox", user=sysadmin)
     assert (
