@@ -2,11 +2,11 @@
 records at once (apply_config).
 
 `users_insert(users)` does for each user what `user_insert` does, and
-`mailboxes_save(mailboxes)` what `mailbox_save` does: the same model validation
-(`clean_fields()` and `clean()`, which hold the rules), the same consequences (M12, M13, a
-queue mailbox's owner following its queue), the same version bump and the same history
-entry. Only the queries are shared — a call costs a fixed handful per thousand records
-instead of about ten per record:
+`mailboxes_save([(before, after), ...])` for each mailbox what `mailbox_save` does: the
+same model validation (`clean_fields()` and `clean()`, which hold the rules), the same
+consequences (M12, M13, a queue mailbox's owner following its queue), the same version
+bump and the same history entry. Only the queries are shared — a call costs a fixed
+handful per thousand records instead of about ten per record:
 
 - M11 (an address is unique) and M14 (a usable forward mailbox exists) read other rows.
   `RuleFacts` fetches what they need once per call and answers them as each record
@@ -14,17 +14,17 @@ instead of about ten per record:
   counts for the records after it, exactly as if they had been saved one by one.
 - Usernames are unique: one query per call finds those already taken.
 - Foreign keys are not checked with a query per record: the caller assigns instances
-  it loaded, and the database checks every key on the write.
+  it loaded, and the database checks every key on the write. A changed mailbox's fields
+  are validated where they changed; the others were validated when they were written.
 - Rows, and their history entries, are written with one multi-row INSERT or UPDATE per
   batch. On PostgreSQL these are plain `INSERT … VALUES … RETURNING id` and
   `UPDATE … FROM (VALUES …)` statements: Django's bulk_create and bulk_update spend
   more time preparing each value (bulk_update builds a CASE expression per row and
   field) than the database spends on the write. Elsewhere (SQLite) they are used as is.
 
-Each call is all or nothing: every record is validated before anything is written, and
-the first record (in list order) that the single-record service would refuse raises
-`RecordFailed(index, error)`, carrying the error that service would have raised; then
-nothing of the call is written. A caller that keeps its records in order therefore
+Each call is all or nothing (one savepoint): the first record, in list order, that the
+single-record service would refuse raises `RecordFailed(index, error)`, carrying the
+error that service would have raised, and nothing of the call stays written. A caller that keeps its records in order therefore
 reports the same first error it would report saving them one at a time.
 """
 
