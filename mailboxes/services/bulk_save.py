@@ -24,8 +24,9 @@ handful per thousand records instead of about ten per record:
 
 Each call is all or nothing (one savepoint): the first record, in list order, that the
 single-record service would refuse raises `RecordFailed(index, error)`, carrying the
-error that service would have raised, and nothing of the call stays written. A caller that keeps its records in order therefore
-reports the same first error it would report saving them one at a time.
+error that service would have raised, and nothing of the call stays written. A caller
+that keeps its records in order therefore reports the same first error it would report
+saving them one at a time.
 """
 
 from collections import defaultdict
