@@ -137,7 +137,7 @@ def _test_database_url(**query) -> str:
 @transactional
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite has no server connection to cut; see the module doc")
 def test_apply_config_cut_off_mid_transaction_exits_1_in_one_line_and_writes_nothing(tmp_path):
-    users = [{"username": f"gone{n:04}", "email": f"gone{n:04}@example.test"} for n in range(1500)]
+    users = [{"username": f"gone{n:04}", "email": f"gone{n:04}@example.test"} for n in range(6000)]
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"users": users}), encoding="utf-8")
     before = snapshot()
