@@ -54,12 +54,13 @@ def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progres
             updates = []
             for pk, token in rows:
                 report.examined += 1
-                if encryption.is_encrypted_with_primary_key(token):
-                    continue
                 try:
-                    updates.append((pk, encryption.rotate(token, record=record.format(pk=pk))))
+                    rotated = encryption.reencrypt_under_primary(token, record=record.format(pk=pk))
                 except encryption.CredentialDecryptionError:
                     report.undecryptable.append(record.format(pk=pk))
+                    continue
+                if rotated is not None:
+                    updates.append((pk, rotated))
             report.changed += len(updates)
             if updates and not dry_run:
                 _write(model, column, updates)

@@ -27,24 +27,28 @@ def _keys() -> tuple[str, ...]:
 
 
 @cache
-def _fernets(keys: tuple[str, ...]) -> tuple[MultiFernet, Fernet]:
+def _fernets(keys: tuple[str, ...]) -> tuple[Fernet, ...]:
     try:
-        fernets = [Fernet(key) for key in keys]
+        return tuple(Fernet(key) for key in keys)
     except ValueError as exc:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEYS holds a value that is not a Fernet key "
             "(32 url-safe base64-encoded bytes); make one with "
             "`manage.py generate_encryption_key`."
         ) from exc
-    return MultiFernet(fernets), fernets[0]
+
+
+@cache
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet(list(_fernets(keys)))
 
 
 def multi_fernet() -> MultiFernet:
-    return _fernets(_keys())[0]
+    return _multi_fernet(_keys())
 
 
 def primary_fernet() -> Fernet:
-    return _fernets(_keys())[1]
+    return _fernets(_keys())[0]
 
 
 def generate_key() -> str:
@@ -72,20 +76,25 @@ def decrypt(token: str, *, record: str) -> str:
         ) from exc
 
 
-def is_encrypted_with_primary_key(token: str) -> bool:
+def reencrypt_under_primary(token: str, *, record: str) -> str | None:
+    """`token` re-encrypted under the first key, or None when it already is.
+
+    One decryption attempt per key at most (MultiFernet.rotate would try the first key
+    twice for a token under an older one)."""
+    data = token.encode()
+    primary = primary_fernet()
     try:
-        primary_fernet().decrypt(token.encode())
+        primary.decrypt(data)
+        return None
     except (InvalidToken, ValueError):
-        return False
-    return True
-
-
-def rotate(token: str, *, record: str) -> str:
-    """`token` re-encrypted under the first key."""
-    try:
-        return multi_fernet().rotate(token.encode()).decode()
-    except (InvalidToken, ValueError) as exc:
-        raise CredentialDecryptionError(
-            f"The stored password of {record} cannot be decrypted with any key in "
-            "FIELD_ENCRYPTION_KEYS; nothing was rotated."
-        ) from exc
+        pass
+    for fernet in _fernets(_keys())[1:]:
+        try:
+            plaintext = fernet.decrypt(data)
+        except (InvalidToken, ValueError):
+            continue
+        return primary.encrypt(plaintext).decode()
+    raise CredentialDecryptionError(
+        f"The stored password of {record} cannot be decrypted with any key in "
+        "FIELD_ENCRYPTION_KEYS; nothing was rotated."
+    )
