@@ -2,7 +2,10 @@
 
 The mix: 90 % user mailboxes (with their users), 8 % queue mailboxes (with queues),
 2 % forward mailboxes, spread over 20 server profiles; about 5 % inactive, a spread of
-approval states and test results. Every row satisfies the model rules and the
+approval states and test results. With `credential_token`, every mailbox stores
+credentials (Allow to Use Credentials, its address as user name, and that one token as
+its encrypted password), so key rotation has a credential per mailbox to re-encrypt.
+Every row satisfies the model rules and the
 database constraints (COPY checks every constraint on every row).
 """
 
@@ -104,7 +107,7 @@ def _reset_sequence(model):
 
 
 @transaction.atomic
-def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
+def seed(size: int, *, seed_value: int = 7, credential_token: str = "") -> dict[str, int]:
     if connection.vendor != "postgresql":
         raise RuntimeError("The benchmark seeds PostgreSQL only.")
     rng = random.Random(seed_value)
@@ -234,6 +237,9 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
     statuses = ["not-run"] * 6 + ["success"] * 3 + ["failure"]
     approvals = ["approved"] * 6 + ["pending"] * 3 + ["rejected"]
 
+    def credentials(email):
+        return (True, email, credential_token) if credential_token else (False, "", "")
+
     def mailbox_rows():
         for i in range(n_users):
             first, last, email = person(i)
@@ -248,9 +254,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 base_user + i,
                 None,
                 "active" if active else "inactive",
-                False,
-                "",
-                "",
+                *credentials(email),
                 rng.choice(profiles),
                 "server-side-sync",
                 "server-side-sync",
@@ -279,9 +283,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 None,
                 base_queue + i,
                 "active",
-                False,
-                "",
-                "",
+                *credentials(f"queue{i}@queues{i % 50}.test"),
                 rng.choice(profiles),
                 "server-side-sync",
                 "server-side-sync",
@@ -310,9 +312,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 None,
                 None,
                 "active",
-                False,
-                "",
-                "",
+                *credentials(f"forward{i}@fwd{i % 50}.test"),
                 rng.choice(profiles),
                 "server-side-sync",
                 "none",
