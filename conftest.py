@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.mailservers",
     "tests.fixtures.admin",
+    "tests.fixtures.commands",
 ]

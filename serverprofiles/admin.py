@@ -38,7 +38,6 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
             "has_outgoing_password",
         ),
     }
-    password_labels = {"incoming_password": "Password (incoming)", "outgoing_password": "Password (outgoing)"}
 
     class Meta:
         model = EmailServerProfile

@@ -111,3 +111,13 @@ def test_test_connection_reports_a_closed_port(client, sysadmin, make_test_serve
     page = client.post(profile.get_absolute_url(), data).content.decode()
     assert "refused" in page.lower()
     assert EmailServerProfile.objects.get(pk=profile.pk).incoming_port != closed_port
+
+
+def test_pages_say_a_test_is_scheduled(client, sysadmin, make_user):
+    from django.utils import timezone
+
+    mailbox = make_user().mailbox
+    Mailbox.objects.filter(pk=mailbox.pk).update(test_scheduled_on=timezone.now())
+    client.force_login(sysadmin)
+    assert "Test &amp; Enable scheduled" in client.get(mailbox.get_absolute_url()).content.decode()
+    assert "Test scheduled" in client.get(reverse("mailboxes:list") + "?view=all").content.decode()

@@ -1,48 +1,24 @@
-"""Form pieces the admin's change forms share: rule errors on the form, the version the
-editor read, and write-only passwords."""
+"""Form pieces the admin's change forms share with the browser forms (mailboxadmin.forms):
+rule errors on the form, the version the editor read, and write-only passwords."""
 
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
+
+from mailboxadmin import forms as shared
 
 
-class ServiceModelForm(forms.ModelForm):
-    """A ModelForm validated by the model's rules, whose errors always land on the form.
-
-    A rule may name a field the form does not show (a read-only one, say); such an error
-    is shown at the top of the form under the field's label instead of being lost (or,
-    as Django would do, raising). `refused_by_service` carries the error a service
-    raised on an earlier attempt to save this same submission (see ServiceModelAdmin).
-    """
+class ServiceModelForm(shared.ServiceModelForm):
+    """The browser forms' ServiceModelForm (a rule's error on a field the form does not
+    show lands at the top, under the field's label), plus `refused_by_service`: the
+    error a service raised on an earlier attempt to save this same submission (see
+    ServiceModelAdmin), shown on the form."""
 
     refused_by_service: ValidationError | None = None
-    password_labels = {"password": "Password"}
 
     def _post_clean(self):
         super()._post_clean()
         if self.refused_by_service is not None:
-            self._update_errors(self.refused_by_service)
-
-    def _update_errors(self, errors):
-        if hasattr(errors, "error_dict"):
-            placed: dict[str, list] = {}
-            for name, messages in errors.error_dict.items():
-                if name == NON_FIELD_ERRORS or name in self.fields:
-                    placed.setdefault(name, []).extend(messages)
-                    continue
-                label = self._label(name)
-                placed.setdefault(NON_FIELD_ERRORS, []).extend(
-                    ValidationError(f"{label}: {message}") for item in messages for message in item
-                )
-            errors = ValidationError(placed)
-        super()._update_errors(errors)
-
-    def _label(self, name: str) -> str:
-        if name in self.password_labels:
-            return self.password_labels[name]
-        try:
-            return str(self._meta.model._meta.get_field(name).verbose_name)
-        except FieldDoesNotExist:
-            return name
+            self.add_error(None, self.refused_by_service)
 
 
 class VersionedFormMixin(forms.Form):
@@ -61,8 +37,8 @@ class VersionedFormMixin(forms.Form):
 
 
 class WriteOnlyPasswordsMixin(forms.Form):
-    """Password inputs that never show a value, as on the browser forms: an empty input
-    keeps the stored password, "Clear password" removes it, and the help text says
+    """Password inputs that never show a value, exactly as on the browser forms: an empty
+    input keeps the stored password, "Clear password" removes it, and the help text says
     whether one is set. Declare, per password, the input `<name>`, the checkbox
     `clear_<name>`, and in `write_only_passwords` how the model stores it:
     {"password": ("set_password", "password_ciphertext", "has_password")}.
@@ -76,31 +52,23 @@ class WriteOnlyPasswordsMixin(forms.Form):
             if name not in self.fields:
                 continue
             stored = self.instance.pk is not None and getattr(self.instance, is_set)
-            self.fields[name].help_text = (
-                "A password is set. Leave this empty to keep it." if stored else "No password is set."
-            )
+            self.fields[name].help_text = shared.password_help(stored, "Stored encrypted; it is never shown.")
 
     def clean(self):
         cleaned = super().clean()
         for name, (setter, column, _is_set) in self.write_only_passwords.items():
-            new = cleaned.get(name)
-            clear = cleaned.get(f"clear_{name}")
-            if new and clear:
-                self.add_error(name, "Enter a new password or clear the stored one, not both.")
-            elif new:
-                getattr(self.instance, setter)(new)
-            elif clear:
-                setattr(self.instance, column, "")
+            shared.apply_write_only_password(
+                self,
+                field=name,
+                clear_field=f"clear_{name}",
+                setter=getattr(self.instance, setter),
+                clear=lambda column=column: setattr(self.instance, column, ""),
+            )
         return cleaned
 
 
 def password_field(label: str = "Password") -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )
+    return shared.WriteOnlyPasswordField(label=label)
 
 
 def clear_password_field(label: str = "Clear password") -> forms.BooleanField:

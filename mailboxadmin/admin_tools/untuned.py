@@ -3,6 +3,7 @@ one against (settings.BENCHMARK_UNTUNED_ADMIN; see mailboxadmin/urls.py)."""
 
 from django.contrib import admin
 
+from mailboxes.admin.mailboxes import MailboxAdmin
 from mailboxes.models import Mailbox
 
 
@@ -20,34 +21,9 @@ class UntunedMailboxAdmin(admin.ModelAdmin):
     everything else: a COUNT(*) per page plus one for "(N total)", a query per row for
     each nullable related column, sorting on any column, facet counts on request."""
 
-    list_display = (
-        "name",
-        "email",
-        "kind",
-        "regarding",
-        "server_profile",
-        "incoming_method",
-        "outgoing_method",
-        "act_method",
-        "incoming_status",
-        "outgoing_status",
-        "act_status",
-        "approval_status",
-        "state",
-    )
-    list_filter = (
-        "kind",
-        "state",
-        "server_profile",
-        "incoming_method",
-        "outgoing_method",
-        "act_method",
-        "incoming_status",
-        "outgoing_status",
-        "act_status",
-        "approval_status",
-    )
-    search_fields = ("name", "email", "username")
+    list_display = tuple("email" if c == "email_address" else c for c in MailboxAdmin.list_display)
+    list_filter = MailboxAdmin.list_filter
+    search_fields = MailboxAdmin.search_fields
 
     @admin.display(description="Regarding")
     def regarding(self, mailbox):

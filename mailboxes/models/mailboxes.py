@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.functions import Lower
 from django.urls import reverse
 
@@ -50,6 +50,12 @@ class MailboxQuerySet(models.QuerySet):
 
     def active(self):
         return self.filter(state=Mailbox.State.ACTIVE)
+
+    def with_email(self, address: str):
+        """Mailboxes with this address, case-insensitively: LOWER(email) = LOWER(address),
+        the expression of the unique index, so the index answers (email__iexact compiles
+        to UPPER() on PostgreSQL and would scan the table)."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(address)))
 
     def usable_forward_targets(self):
         """M14: forward mailboxes that user and queue mailboxes can forward to."""
@@ -347,7 +353,7 @@ class Mailbox(models.Model):
         """M11: another mailbox already uses this address (case-insensitively)."""
         if self.rule_facts is not None:
             return self.rule_facts.email_is_taken(self)
-        return Mailbox.objects.filter(email__iexact=self.email).exclude(pk=self.pk).exists()
+        return Mailbox.objects.with_email(self.email).exclude(pk=self.pk).exists()
 
     def forward_target_exists(self) -> bool:
         """M14: an active forward mailbox with a server profile, other than this one."""

@@ -34,7 +34,7 @@ class Command(BaseCommand):
             raise CommandError(f'{actor.username} lacks the permission "Test & Enable Mailboxes".')
         ids = set()
         for address in addresses:
-            pk = Mailbox.objects.filter(email__iexact=address).values_list("pk", flat=True).first()
+            pk = Mailbox.objects.with_email(address).values_list("pk", flat=True).first()
             if pk is None:
                 raise CommandError(f"There is no mailbox with the address {address}.")
             ids.add(pk)
