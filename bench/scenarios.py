@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from bench.measure import MB, ms, p50, rate, run_process, say
+from bench.measure import MB, busy_share, cpu_times, ms, p50, rate, run_process, say
 from bench.report import Row
 from mailboxadmin import encryption
 from mailboxes.models import ApprovalStatus, Mailbox
@@ -281,9 +281,10 @@ def test_and_enable(*, runs: int) -> list[Row]:
             started = time.perf_counter()
             _check_results(run_mailbox_tests([single]))
             one.append(time.perf_counter() - started)
-        started = time.perf_counter()
+        started, cpu_before, process_before = time.perf_counter(), cpu_times(), time.process_time()
         results = run_mailbox_tests(many)
         total = time.perf_counter() - started
+        busy, client_cpu = busy_share(cpu_before, cpu_times()), time.process_time() - process_before
     _check_results(results, expected=count)
     ideal = count * p50(one) / cap
     return [
@@ -293,8 +294,9 @@ def test_and_enable(*, runs: int) -> list[Row]:
             total <= 1.5 * ideal,
             f"One mailbox: {ms(p50(one))} (p50 of {runs} runs; IMAP and SMTP login, results recorded); "
             f"ideal {count:,} × {ms(p50(one))} ÷ {cap} = {ideal:.2f} s. Dovecot (plain IMAP) and aiosmtpd "
-            f"(own process) on loopback, {os.cpu_count()} CPU cores shared by client, servers and "
-            "PostgreSQL.",
+            f"(own process) on loopback. During the {count:,}: the {os.cpu_count()} CPU cores were "
+            f"{busy:.0%} busy (client, servers, PostgreSQL and whatever else runs), the testing process "
+            f"used {client_cpu:.1f} s of CPU ({ms(client_cpu / count)} per mailbox).",
         )
     ]
 
