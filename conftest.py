@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.mailservers",
     "tests.fixtures.admin",
     "tests.fixtures.commands",
+    "tests.fixtures.faults",
 ]

@@ -5,7 +5,8 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailboxadmin.settings")
-    from django.core.management import execute_from_command_line
+    # Django's, with a database that cannot be used reported in one line, not a traceback.
+    from mailboxadmin.commands import execute_from_command_line
 
     execute_from_command_line(sys.argv)
 

@@ -1,4 +1,5 @@
-"""What every management command shares: reading secrets safely, naming the actor."""
+"""What every management command shares: reading secrets safely, naming the actor,
+one-line errors (a database that cannot be used included)."""
 
 import os
 import sys
@@ -63,6 +64,13 @@ def resolve_actor(username: str | None):
     return User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first()
 
 
+def printable(text: str) -> str:
+    """`text` on one line, with line breaks, terminal escapes and invisible characters
+    (a NUL, a right-to-left override) written as escapes: a message that quotes a value
+    from a file or an argument can neither span lines nor rewrite the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def one_line(error: ValidationError, *, record: str) -> str:
     """A validation error as one line that names the record and each field."""
     if hasattr(error, "error_dict"):
@@ -72,3 +80,28 @@ def one_line(error: ValidationError, *, record: str) -> str:
             parts.extend(f"{label}{message}" for message in errors)
         return f"{record}: " + "; ".join(parts)
     return f"{record}: " + "; ".join(error.messages)
+
+
+def execute_from_command_line(argv: list[str]) -> None:
+    """Run a management command as manage.py does, and report a database that cannot be
+    reached or used (not running, a wrong DATABASE_URL, a connection cut mid-run) as one
+    line with exit status 1 instead of a traceback. --traceback still shows it.
+
+    The command's open transaction is rolled back by then, as with any other error.
+    """
+    from django.core.management import execute_from_command_line as execute
+    from django.db import Error as DatabaseError
+
+    from mailboxadmin.logging import redact
+
+    try:
+        execute(argv)
+    except DatabaseError as error:
+        if "--traceback" in argv:
+            raise
+        detail = " ".join(str(error).split()) or type(error).__name__
+        sys.stderr.write(
+            f"Database error: {printable(redact(detail))} "
+            "(check DATABASE_URL and the database server; --traceback shows where it happened)\n"
+        )
+        sys.exit(1)

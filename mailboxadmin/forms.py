@@ -69,6 +69,15 @@ class ServiceModelForm(forms.ModelForm):
             field.disabled = True
 
 
+DAMAGED_VERSION_MESSAGE = (
+    "This form was damaged on its way back (its record version is missing or wrong). "
+    "Reload the page and make your changes again."
+)
+DAMAGED_VERSION_ERRORS = dict.fromkeys(
+    ("required", "invalid", "min_value", "max_value"), DAMAGED_VERSION_MESSAGE
+)
+
+
 class VersionedModelForm(ServiceModelForm):
     """An edit form that carries the version of the row it was opened on.
 
@@ -76,7 +85,9 @@ class VersionedModelForm(ServiceModelForm):
     someone else saved in between (StaleEditError): no lost updates.
     """
 
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    # The user never sees this field: its errors (a form that lost or mangled it) say
+    # what to do instead of "Enter a whole number."
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, error_messages=DAMAGED_VERSION_ERRORS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

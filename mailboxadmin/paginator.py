@@ -12,6 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
 
 
@@ -59,6 +60,29 @@ def decode_cursor(cursor: str, length: int) -> list | None:
     return values
 
 
+def _fitting(queryset: QuerySet, keys: list[SortKey], values: list | None) -> list | None:
+    """`values` when each fits its sort key's column, else None (a hand-made cursor).
+
+    Comparing a column with a value of another type, or with text holding a NUL (which
+    PostgreSQL refuses outright), would fail in the database instead of showing a page.
+    """
+    if values is None:
+        return None
+    for key, value in zip(keys, values, strict=True):
+        annotation = queryset.query.annotations.get(key.name)
+        if annotation is not None:
+            column = annotation.output_field
+        else:
+            column = queryset.model._meta.get_field(key.name)
+        if isinstance(value, str) and "\x00" in value:
+            return None
+        try:
+            column.to_python(value)
+        except (ValidationError, ValueError, TypeError):
+            return None
+    return values
+
+
 def _beyond(keys: list[SortKey], values: list, *, forward: bool) -> Q:
     """Rows strictly after `values` in the sort order (before, when `forward` is False).
 
@@ -101,8 +125,10 @@ def keyset_page(
     annotations = {k.name: k.expression for k in keys if k.expression is not None}
     if annotations:
         queryset = queryset.annotate(**annotations)
-    after_values = decode_cursor(after, len(keys))
-    before_values = decode_cursor(before, len(keys)) if after_values is None else None
+    after_values = _fitting(queryset, keys, decode_cursor(after, len(keys)))
+    before_values = None
+    if after_values is None:
+        before_values = _fitting(queryset, keys, decode_cursor(before, len(keys)))
     walking_back = before_values is not None
 
     backwards = descending != walking_back

@@ -5,7 +5,7 @@ from django.contrib.auth.mixins import AccessMixin
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import CreateView, TemplateView, UpdateView
@@ -142,6 +142,8 @@ class ServiceUpdateView(StaffPermissionMixin, ServiceFormMixin, UpdateView):
 # Shorter searches match whole names or addresses only: a one- or two-letter prefix
 # matches so many of a million rows that finding and sorting them all is slow.
 MIN_PREFIX_LENGTH = 3
+# The longest value a search looks at (a server location); a longer search finds nothing.
+MAX_SEARCH_LENGTH = 2048
 
 
 def search_filter(q: str, fields: list[str]) -> Q:
@@ -168,6 +170,24 @@ class KeysetListView(StaffPermissionMixin, TemplateView):
     per_page = 50
     sorts: dict[str, list[SortKey]] = {}
     default_sort = "name"
+
+    def get(self, request, *args, **kwargs):
+        # Said plainly instead of failing in the database: PostgreSQL refuses text with a
+        # NUL (which no stored value has: the forms refuse them), SQLite a LIKE pattern
+        # past 50,000 bytes.
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            return HttpResponseBadRequest(
+                "This address holds a NUL character (%00), which no search or page can contain. "
+                "Remove it and try again.",
+                content_type="text/plain; charset=utf-8",
+            )
+        if len(request.GET.get("q", "")) > MAX_SEARCH_LENGTH:
+            return HttpResponseBadRequest(
+                f"The search is longer than anything it could find ({MAX_SEARCH_LENGTH} characters). "
+                "Shorten it and try again.",
+                content_type="text/plain; charset=utf-8",
+            )
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         raise NotImplementedError

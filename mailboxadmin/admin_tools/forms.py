@@ -35,6 +35,13 @@ class VersionedFormMixin(forms.Form):
         else:
             del self.fields["expected_version"]
 
+    def add_error(self, field, error):
+        # The admin hides a hidden input's row, and the row's errors with it: a form that
+        # lost or mangled its version is told above the form, with what to do.
+        if field == "expected_version":
+            field, error = None, shared.DAMAGED_VERSION_MESSAGE
+        super().add_error(field, error)
+
 
 class WriteOnlyPasswordsMixin(forms.Form):
     """Password inputs that never show a value, exactly as on the browser forms: an empty
@@ -53,6 +60,10 @@ class WriteOnlyPasswordsMixin(forms.Form):
                 continue
             stored = self.instance.pk is not None and getattr(self.instance, is_set)
             self.fields[name].help_text = shared.password_help(stored, "Stored encrypted; it is never shown.")
+            if not stored:
+                # Not on the page (nothing to clear): a posted value would raise an error
+                # on a field nobody can see.
+                self.fields.pop(f"clear_{name}", None)
 
     def clean(self):
         cleaned = super().clean()

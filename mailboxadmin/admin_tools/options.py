@@ -1,8 +1,10 @@
 """A ModelAdmin whose every write goes through the services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -39,6 +41,44 @@ def outcome_level(outcome: BulkOutcome) -> int:
     return messages.WARNING if outcome.updated else messages.ERROR
 
 
+class TolerantAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete, re-showing a refused form whose value is no id at all.
+
+    Django looks the submitted value up to show it again, and a value its column cannot
+    hold ("abc", 2**80) fails in that query: a crash instead of the form's own
+    "Select a valid choice". Such a value names no record, so nothing is shown.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.remote_field
+        column = target.model._meta.get_field(target.field_name)
+        fitting = []
+        for item in value:
+            try:
+                column.clean(item, None)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            fitting.append(item)
+        return super().optgroups(name, fitting, attr)
+
+
+class TolerantModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """Django's, refusing a value its column cannot hold (2**80 on SQLite fails in the
+    query Django checks the values with) as it refuses any other unknown value."""
+
+    def _check_values(self, value):
+        model = self.queryset.model
+        column = model._meta.get_field(self.to_field_name) if self.to_field_name else model._meta.pk
+        for item in value:
+            try:
+                column.clean(item, None)
+            except (ValidationError, ValueError, TypeError):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
+                ) from None
+        return super()._check_values(value)
+
+
 class ServiceModelAdmin(admin.ModelAdmin):
     """Saves and deletes through the services, which validate, lock, check the version
     the editor read and write the history entry.
@@ -56,6 +96,7 @@ class ServiceModelAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+
     actions = [delete_selected]
 
     def service_insert(self, request, obj, form) -> None:
@@ -77,6 +118,18 @@ class ServiceModelAdmin(admin.ModelAdmin):
             obj.pk,
             obj,
         )
+
+    # Form fields that refuse a mangled value instead of failing on it --------------
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", TolerantModelMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            using = kwargs.get("using")
+            kwargs["widget"] = TolerantAutocompleteSelect(db_field, self.admin_site, using=using)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # Writes -----------------------------------------------------------------------
 

@@ -6,6 +6,14 @@ through the same service the browser uses, so every rule applies. Each record is
 compared with the database first and written only if it differs, which is what makes a
 second run of the same file change nothing. All of it runs in one transaction: the first
 error rolls everything back, and a dry run rolls back at the end.
+
+Files of thousands of users and mailboxes are the common case, so new users and changed
+user and queue mailboxes are saved in batches of `BATCH_SIZE` through the set-wise twins
+of the services (mailboxes/services/bulk_save.py: the same validation, consequences and
+history, a few queries per batch instead of about ten per record). A batch is written
+before any record after it is applied one by one, and before an error of a later record
+is reported, so the order of writes — and the first error reported — are those of
+applying every record one at a time.
 """
 
 import copy
@@ -39,6 +47,7 @@ from mailboxes.config.schema import (
     file_key_for_field,
 )
 from mailboxes.models import ApprovalStatus, IncomingMethod, Mailbox, OrganizationSettings, Queue, User
+from mailboxes.services.bulk_save import RecordFailed, mailboxes_save, users_insert
 from mailboxes.services.mailboxes import (
     forward_mailbox_insert,
     mailbox_save,
@@ -47,13 +56,17 @@ from mailboxes.services.mailboxes import (
 )
 from mailboxes.services.organization import organization_settings_save
 from mailboxes.services.queues import queue_insert, queue_save
-from mailboxes.services.users import user_create, user_save
+from mailboxes.services.users import user_build, user_insert, user_save
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import profile_create, profile_save
 
 VIA = "apply_config"
 # Keep IN (...) lists under SQLite's limit on query parameters.
 LOOKUP_CHUNK = 500
+# New users, and changes of user and queue mailboxes, are saved this many at a time.
+BATCH_SIZE = 1000
+# False applies every record through the single-record services (tests compare the two).
+SETWISE = True
 _SECTION_ORDER = ("server_profiles", "settings", "users", "queues", "mailboxes")
 _DEFER = object()  # a profile owner who is created later in the same run
 
@@ -106,6 +119,9 @@ class _Applier:
         self.users: dict[str, User] = {}
         self.users_to_create = set()
         self.deferred_owners: list[tuple[Record, EmailServerProfile, str]] = []
+        # The mailboxes of the users created in this run, by address, as they were saved:
+        # the mailbox entries need not read them back (a stale one fails the version check).
+        self.created_mailboxes: dict[str, Mailbox] = {}
 
     def run(self) -> Plan:
         document = self.document
@@ -140,6 +156,30 @@ class _Applier:
         order = {key.name: n for n, key in enumerate(keys)}
         changed = [names.get(f, f) for f in history.changed_fields(before, after, ignore=ignore)]
         return sorted(changed, key=lambda name: order.get(name, len(order)))
+
+    @contextmanager
+    def batch_written_first(self, flush: Callable[[], None]):
+        """A record's error is reported only after the batch of the records before it is
+        written: if one of those is wrong, that error comes first, as one by one."""
+        try:
+            yield
+        except ConfigError:
+            flush()
+            raise
+
+    def write_batch(self, batch: list, keys: tuple[Key, ...], save: Callable[[], None]) -> None:
+        """Run `save` for a batch of records; a record it refuses is named as one line."""
+        try:
+            save()
+        except RecordFailed as failure:
+            with self.errors_named(batch[failure.index][0], keys):
+                raise failure.error from None
+        except IntegrityError as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(
+                f"{batch[0][0].label} to {batch[-1][0].label}: the database refused the change "
+                f"of one of these {len(batch)} records: {reason}"
+            ) from None
 
     @contextmanager
     def errors_named(self, record: Record, keys: tuple[Key, ...]):
@@ -254,22 +294,31 @@ class _Applier:
         usernames = [record.identity for record in records]
         for chunk in _chunks(usernames):
             self.users.update((u.username, u) for u in User.objects.filter(username__in=chunk))
+        batch: list[tuple[Record, User]] = []
+
+        def flush():
+            self.insert_users(batch)
+
         for record in records:
-            with self.errors_named(record, USER_KEYS):
+            with self.batch_written_first(flush), self.errors_named(record, USER_KEYS):
                 email = record.values.get("email")
                 # As user_insert stores it, so an address is compared the way it is kept.
                 email = User.objects.normalize_email(email) if email else email
                 current = self.users.get(record.identity)
                 if current is None:
-                    user = user_create(
+                    user = user_build(
                         username=record.identity,
                         email=email or "",
                         full_name=record.values.get("full_name", ""),
                         is_active=record.values.get("active", True),
-                        actor=self.actor,
-                        via=VIA,
                     )
-                    self.report(record, "create")
+                    if SETWISE:
+                        batch.append((record, user))
+                        if len(batch) >= BATCH_SIZE:
+                            flush()
+                    else:
+                        user_insert(user, actor=self.actor, via=VIA)
+                        self.report(record, "create")
                 else:
                     user = copy.copy(current)
                     self.assign(user, record, USER_KEYS, skip=("email",))
@@ -277,9 +326,24 @@ class _Applier:
                         user.email = email
                     changed = self.changed(current, user, USER_KEYS, ignore=("version", "last_login"))
                     if changed:
+                        flush()
                         user_save(user, expected_version=current.version, actor=self.actor, via=VIA)
                     self.report(record, "update" if changed else "unchanged", changed)
                 self.users[user.username] = user
+        flush()
+
+    def insert_users(self, batch: list[tuple[Record, User]]) -> None:
+        """Create the users of `batch` (each with its mailbox), and empty it."""
+        if not batch:
+            return
+        users = [user for _, user in batch]
+        written = batch.copy()
+        batch.clear()
+        self.write_batch(written, USER_KEYS, lambda: users_insert(users, actor=self.actor, via=VIA))
+        for record, user in written:
+            if user.mailbox.pk is not None:  # a database that returns new rows' ids
+                self.created_mailboxes[user.mailbox.email.lower()] = user.mailbox
+            self.report(record, "create")
 
     def apply_deferred_owners(self) -> None:
         """Owners of profiles who did not exist until the users were applied."""
@@ -325,23 +389,52 @@ class _Applier:
 
     def apply_mailboxes(self, records: list[Record]) -> None:
         existing: dict[str, Mailbox] = {}
-        addresses = [record.identity.lower() for record in records]
+        addresses = []
+        for record in records:
+            address = record.identity.lower()
+            if address in self.created_mailboxes:
+                existing[address] = self.created_mailboxes[address]
+            else:
+                addresses.append(address)
+        # Every profile is in self.profiles already (a few, shared by many mailboxes).
+        profiles = {profile.pk: profile for profile in self.profiles.values()}
         for chunk in _chunks(addresses):
             found = (
-                Mailbox.objects.select_related("server_profile", "user", "queue")
+                Mailbox.objects.select_related("user", "queue")
                 .annotate(address=Lower("email"))
                 .filter(address__in=chunk)
             )
-            existing.update((mailbox.address, mailbox) for mailbox in found)
+            for mailbox in found:
+                if mailbox.server_profile_id in profiles:
+                    mailbox.server_profile = profiles[mailbox.server_profile_id]
+                existing[mailbox.address] = mailbox
         # Forward mailboxes first: user and queue mailboxes may receive through them (M14).
         ordered = [r for r in records if r.is_forward] + [r for r in records if not r.is_forward]
+        batch: list[tuple[Record, Mailbox, Mailbox, list[str]]] = []
+
+        def flush():
+            self.save_mailboxes(batch)
+
         for record in ordered:
-            with self.errors_named(record, MAILBOX_KEYS):
+            with self.batch_written_first(flush), self.errors_named(record, MAILBOX_KEYS):
                 current = existing.get(record.identity.lower())
                 if current is None and record.is_forward:
+                    flush()
                     self.create_forward_mailbox(record)
                 else:
-                    self.update_mailbox(record, current)
+                    self.update_mailbox(record, current, batch, flush)
+        flush()
+
+    def save_mailboxes(self, batch: list[tuple[Record, Mailbox, Mailbox, list[str]]]) -> None:
+        """Save the changed mailboxes of `batch`, and empty it."""
+        if not batch:
+            return
+        written = batch.copy()
+        batch.clear()
+        changes = [(current, mailbox) for _, mailbox, current, _ in written]
+        self.write_batch(written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA))
+        for record, _, _, changed in written:
+            self.report(record, "update", changed)
 
     def create_forward_mailbox(self, record: Record) -> None:
         mailbox = Mailbox(kind=Mailbox.Kind.FORWARD, incoming_method=IncomingMethod.SERVER_SIDE_SYNC)
@@ -354,7 +447,7 @@ class _Applier:
             mailbox_save(mailbox, actor=self.actor, via=VIA)
         self.report(record, "create")
 
-    def update_mailbox(self, record: Record, current: Mailbox | None) -> None:
+    def update_mailbox(self, record: Record, current: Mailbox | None, batch: list, flush) -> None:
         if current is None:
             raise BadValue(
                 "email",
@@ -374,11 +467,23 @@ class _Applier:
         if not mailbox.allow_credentials:  # M7, as validation will do: no change to report
             mailbox.username, mailbox.password_ciphertext = "", ""
         changed = self.changed(current, mailbox, MAILBOX_KEYS)
+        approval = record.values.get("approval")
+        if approval in (None, current.approval_status):
+            if not changed:
+                self.report(record, "unchanged")
+                return
+            # Activation and a new address have consequences of their own (M16, M12):
+            # those records go one by one.
+            if SETWISE and not {"active", "email"} & set(changed):
+                batch.append((record, mailbox, current, changed))
+                if len(batch) >= BATCH_SIZE:
+                    flush()
+                return
+        flush()
         if "active" in changed:
             mailbox_set_state(mailbox=mailbox, active=mailbox.is_active, actor=self.actor, via=VIA)
         elif changed:
             mailbox_save(mailbox, expected_version=current.version, actor=self.actor, via=VIA)
-        approval = record.values.get("approval")
         if approval is not None and approval != mailbox.approval_status:
             _set_approval_status(mailbox, approval, actor=self.actor)
             changed.append("approval")

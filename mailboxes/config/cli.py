@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
-from mailboxadmin.commands import resolve_actor
+from mailboxadmin.commands import printable, resolve_actor
 
 
 class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -34,6 +34,13 @@ class ScriptCommand(BaseCommand):
     """A management command for scripted setup."""
 
     example = ""  # shown at the end of --help
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except CommandError as error:
+            # An error may quote a value from the file or the command line.
+            raise CommandError(printable(str(error)), returncode=error.returncode) from error
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)

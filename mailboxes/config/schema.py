@@ -156,7 +156,10 @@ def parse_value(key: Key, value):
             raise BadValue(key.name, f"must be one of {' | '.join(key.codes)}.")
         return value
     if key.kind == "datetime":
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # the right form, but no such date or time: month 13, hour 25
+            parsed = None
         if parsed is None:
             raise BadValue(
                 key.name, "must be a date and time in ISO 8601 form, e.g. 2025-01-31T00:00:00+00:00."

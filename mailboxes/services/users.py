@@ -45,12 +45,33 @@ def user_create(
     **extra_fields,
 ) -> User:
     """Create a user and its mailbox, with the organisation's default email settings."""
+    user = user_build(
+        username=username,
+        email=email,
+        password=password,
+        full_name=full_name,
+        is_active=is_active,
+        **extra_fields,
+    )
+    return user_insert(user, actor=actor, via=via)
+
+
+def user_build(
+    *,
+    username: str,
+    email: str,
+    password: str | None = None,
+    full_name: str = "",
+    is_active: bool = True,
+    **extra_fields,
+) -> User:
+    """The unsaved user user_create saves: without a password, one that cannot log in."""
     user = User(username=username, email=email, full_name=full_name, is_active=is_active, **extra_fields)
     if password:
         user.set_password(password)
     else:
         user.set_unusable_password()
-    return user_insert(user, actor=actor, via=via)
+    return user
 
 
 @transaction.atomic

@@ -52,8 +52,12 @@ class MailboxListView(KeysetListView):
         if q:
             mailboxes = mailboxes.filter(search_filter(q, ["name", "email"]))
         profile = self.request.GET.get("profile", "")
-        if profile.isdigit():
-            mailboxes = mailboxes.filter(server_profile_id=int(profile))
+        if profile.isascii() and profile.isdigit():  # "²".isdigit() is True; int() refuses it
+            # An id past the 64-bit range names no profile (and SQLite cannot compare with it).
+            if int(profile) < 2**63:
+                mailboxes = mailboxes.filter(server_profile_id=int(profile))
+            else:
+                mailboxes = mailboxes.none()
         return mailboxes
 
     def get_context_data(self, **kwargs):

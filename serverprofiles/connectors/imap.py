@@ -1,5 +1,6 @@
 """Incoming over IMAP: connect, TLS or STARTTLS, LOGIN, open INBOX read-only, LOGOUT."""
 
+import ast
 import imaplib
 
 from serverprofiles.connectors.dialogue import (
@@ -31,12 +32,24 @@ class _IMAPClient(imaplib.IMAP4):
         super().shutdown()
 
 
+def _unrepr(text: str) -> str:
+    """imaplib quotes a line it did not expect as a bytes repr (b'...'): the line itself."""
+    if 3 <= len(text) <= 8192 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+    return text
+
+
 def _translate(exc: Exception):
     if isinstance(exc, imaplib.IMAP4.abort):
         text = str(exc)
         if "EOF" in text:
             return ConnectionDropped(text)
-        return ServerReplyError(text.removeprefix("unexpected response: "))
+        return ServerReplyError(_unrepr(text.removeprefix("unexpected response: ")))
     if isinstance(exc, imaplib.IMAP4.error):
         return ServerReplyError(exc.args[0] if exc.args else str(exc))
     return None

@@ -276,6 +276,7 @@ def test_a_server_answering_garbage_is_a_server_error_quoting_it(scripted_server
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "HTTP/1.1 400 Bad Request" in outcome.message
+    assert "b'" not in outcome.message  # the reply itself, not a Python bytes repr
 
 
 GREETINGS = {

@@ -110,3 +110,7 @@ class Command(ScriptCommand):
             ) from None
         except (UnicodeDecodeError, ValueError) as error:
             raise CommandError(f"{path}: {error}.") from None
+        except RecursionError:
+            raise CommandError(
+                f"{path}: nested too deeply to read (lists or objects within each other)."
+            ) from None
