@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 ADDRESS ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
+WORKERS ?= 2
+SIZE ?= 1000000
+LOAD_SECONDS ?= 30
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --quiet --disable-pip-version-check --no-input
@@ -11,7 +14,7 @@ PIP := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 RUNTIME_STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean serve bench
 
 ## run: set up (virtualenv, .env, database, first administrator), then serve on ADDRESS
 run: $(RUNTIME_STAMP) .env
@@ -31,6 +34,18 @@ test: $(DEV_STAMP)
 	@scripts/test-packages
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests." >&2; exit $$status; }
+
+## serve: production serving: gunicorn (WORKERS workers) on ADDRESS with whitenoise and the
+## task worker, DEBUG off; SECRET_KEY and FIELD_ENCRYPTION_KEYS from the environment or .env
+serve: $(RUNTIME_STAMP)
+	@mkdir -p var
+	@scripts/serve-production $(PY) $(ADDRESS) $(WORKERS)
+
+## bench: seed a throwaway PostgreSQL with SIZE mailboxes, measure every budget, print the
+## table (also in var/bench-results.txt); LOAD_SECONDS per page for the load test
+bench: $(DEV_STAMP)
+	@mkdir -p var
+	@SIZE=$(SIZE) LOAD_SECONDS=$(LOAD_SECONDS) scripts/bench $(PY)
 
 ## lint: ruff's checks and formatting
 lint: $(DEV_STAMP)

@@ -2,7 +2,10 @@
 
 The mix: 90 % user mailboxes (with their users), 8 % queue mailboxes (with queues),
 2 % forward mailboxes, spread over 20 server profiles; about 5 % inactive, a spread of
-approval states and test results. Every row satisfies the model rules and the
+approval states and test results. With `credential_token`, every mailbox stores
+credentials (Allow to Use Credentials, its address as user name, and that one token as
+its encrypted password), so key rotation has a credential per mailbox to re-encrypt.
+Every row satisfies the model rules and the
 database constraints (COPY checks every constraint on every row).
 """
 
@@ -61,6 +64,10 @@ LAST = [
     "Baker",
 ]
 CHUNK = 50_000
+# One user (and mailbox) in 21 is inactive. Not one in 20: the first name cycles every 20,
+# so that would make every "Alice …" inactive and nothing else, the first 5 % of the list
+# in name order; 21 spreads the inactive ones over every name, as in real data.
+INACTIVE_EVERY = 21
 
 
 def _copy(model, rows, fields: list[str]) -> int:
@@ -104,7 +111,7 @@ def _reset_sequence(model):
 
 
 @transaction.atomic
-def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
+def seed(size: int, *, seed_value: int = 7, credential_token: str = "") -> dict[str, int]:
     if connection.vendor != "postgresql":
         raise RuntimeError("The benchmark seeds PostgreSQL only.")
     rng = random.Random(seed_value)
@@ -158,7 +165,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 f"bench{i}",
                 person(i)[2],
                 False,
-                i % 20 != 0,
+                i % INACTIVE_EVERY != 0,
                 now,
                 f"{person(i)[0]} {person(i)[1]} {i}",
                 1,
@@ -234,10 +241,13 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
     statuses = ["not-run"] * 6 + ["success"] * 3 + ["failure"]
     approvals = ["approved"] * 6 + ["pending"] * 3 + ["rejected"]
 
+    def credentials(email):
+        return (True, email, credential_token) if credential_token else (False, "", "")
+
     def mailbox_rows():
         for i in range(n_users):
             first, last, email = person(i)
-            active = i % 20 != 0
+            active = i % INACTIVE_EVERY != 0
             incoming = rng.choice(statuses)
             yield (
                 "user",
@@ -248,9 +258,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 base_user + i,
                 None,
                 "active" if active else "inactive",
-                False,
-                "",
-                "",
+                *credentials(email),
                 rng.choice(profiles),
                 "server-side-sync",
                 "server-side-sync",
@@ -279,9 +287,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 None,
                 base_queue + i,
                 "active",
-                False,
-                "",
-                "",
+                *credentials(f"queue{i}@queues{i % 50}.test"),
                 rng.choice(profiles),
                 "server-side-sync",
                 "server-side-sync",
@@ -310,9 +316,7 @@ def seed(size: int, *, seed_value: int = 7) -> dict[str, int]:
                 None,
                 None,
                 "active",
-                False,
-                "",
-                "",
+                *credentials(f"forward{i}@fwd{i % 50}.test"),
                 rng.choice(profiles),
                 "server-side-sync",
                 "none",

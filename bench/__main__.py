@@ -1,0 +1,115 @@
+"""`make bench`: seed PostgreSQL, measure every budget of issues 3–6 and print one table.
+
+Run through `scripts/bench`, which starts a throwaway PostgreSQL cluster and sets
+DATABASE_URL. Configuration (environment):
+
+    SIZE              mailboxes to seed (default 1,000,000)
+    LOAD_SECONDS      wrk's duration per page (default 30)
+    LOAD_CONNECTIONS  wrk's open connections (default 4); LOAD_THREADS its threads (2)
+    RUNS              timed runs per page (default 15, after 3 warm-up runs)
+    UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
+    BULK_RUNS         runs of Set Server Profile (default 3)
+
+Every timing is the median (p50) of its runs; the list and its untuned comparison are
+measured in the same run, interleaved. A budget missed is a MISS in the table and exit
+status 0; the bench itself breaking (a page not answering 200, a server not starting)
+is a traceback and a non-zero exit. The table is also written to var/bench-results.txt.
+"""
+
+import os
+import platform
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from bench.measure import elapsed
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "var" / "bench-results.txt"
+
+
+def int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def configure() -> dict[str, str]:
+    """The environment of the whole run: the production settings, keys made for the run."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise SystemExit("bench: DATABASE_URL must name a PostgreSQL database (run it with scripts/bench).")
+    first_key = Fernet.generate_key().decode()
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mailboxadmin.settings",
+            "ENV_FILE": "",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "FIELD_ENCRYPTION_KEYS": first_key,
+            # Plain HTTP on loopback: no redirect to HTTPS (the rest of the production
+            # security settings stay as they are).
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,testserver",
+            "BENCHMARK_UNTUNED_ADMIN": "true",
+            "LOG_LEVEL": "WARNING",
+            # In-process timings should not include reconnecting every minute.
+            "CONN_MAX_AGE": "3600",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return dict(os.environ)
+
+
+def main() -> int:
+    size = int_env("SIZE", 1_000_000)
+    env = configure()
+    load_start = os.getloadavg()
+
+    import django
+
+    django.setup()
+    from bench import scenarios
+
+    scenarios.prepare(size)
+    rows = []
+    rows += scenarios.list_pages(runs=int_env("RUNS", 15))
+    rows += scenarios.admin_changelist(runs=int_env("RUNS", 15), untuned_runs=int_env("UNTUNED_RUNS", 5))
+    # The pages (in-process, then under load) first, on the freshly vacuumed database;
+    # then the bulk writes; key rotation last, as it changes the key everything uses.
+    load_rows = scenarios.load_test(
+        env,
+        seconds=int_env("LOAD_SECONDS", 30),
+        connections=int_env("LOAD_CONNECTIONS", 4),
+        threads=int_env("LOAD_THREADS", 2),
+    )
+    rows += scenarios.bulk_set_server_profile(size, runs=int_env("BULK_RUNS", 3))
+    rows += scenarios.test_and_enable(runs=int_env("RUNS", 15))
+    rows += scenarios.commands(env)
+    rows += load_rows
+
+    from bench.report import render
+
+    title = [
+        f"Mailbox Admin benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"{scenarios.facts['mailboxes']:,} mailboxes ({scenarios.facts['users']:,} users, "
+        f"{scenarios.facts['queues']:,} queues) on {scenarios.facts['postgresql']}; "
+        f"seeded (COPY, then VACUUM ANALYZE) in {scenarios.facts['seed_seconds']:.0f} s",
+        f"{os.cpu_count()} CPU cores; load average {load_start[0]:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end; Python {platform.python_version()}, "
+        f"Django {django.get_version()}; whole run {elapsed():.0f} s",
+        "Timings are p50 (median) of the runs stated; server time is measured in-process "
+        "(Django test Client, DEBUG off, logged-in superuser).",
+    ]
+    table = render(title, rows)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(table)
+    print()
+    print(table, end="")
+    print(f"\n(written to {RESULTS.relative_to(ROOT)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

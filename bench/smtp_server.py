@@ -1,0 +1,53 @@
+"""aiosmtpd for the Test & Enable benchmark, in a process of its own so that its event
+loop does not compete with the testing client for one interpreter lock.
+
+The same server as the suite's (tests/fixtures/mailservers.py): AUTH in plain text for
+the test account, no mail accepted. Prints its port, then serves until standard input
+closes.
+"""
+
+import logging
+import sys
+
+from aiosmtpd.controller import Controller
+
+from tests.fixtures.mailservers import (
+    LOOPBACK,
+    MAIL_PASSWORD,
+    MAIL_USERNAME,
+    _AcceptNothing,
+    _authenticator,
+    free_port,
+)
+
+
+def main() -> int:
+    # aiosmtpd 1.4 logs a warning on every AUTH that Session.login_data is deprecated
+    # (its own use of it); a thousand of those say nothing.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    for _attempt in range(3):
+        port = free_port()
+        controller = Controller(
+            _AcceptNothing(),
+            hostname=LOOPBACK,
+            port=port,
+            server_hostname="localhost",
+            authenticator=_authenticator(MAIL_USERNAME, MAIL_PASSWORD),
+            auth_require_tls=False,
+        )
+        try:
+            controller.start()
+        except OSError:  # the port was taken meanwhile
+            continue
+        break
+    else:
+        print("aiosmtpd could not bind a free port after three attempts.", file=sys.stderr)
+        return 1
+    print(port, flush=True)
+    sys.stdin.read()
+    controller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
