@@ -25,63 +25,13 @@ from hypothesis import strategies as st
 
 from mailboxes.config.document import SECTIONS
 from mailboxes.config.schema import accepted_keys
+from tests.fixtures.commands import SPEC_EXAMPLE
 from tests.fixtures.faults import hostile_values, hypothesis_settings, run_manage, snapshot, sqlite_env
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "Fwd-Fuzz-Secret-9!"
-BASE = {
-    "settings": {
-        "default_server_profile": "Contoso IMAP",
-        "incoming": "server-side-sync",
-        "outgoing": "server-side-sync",
-        "act": "none",
-        "approval_required_for_users": True,
-        "approval_required_for_queues": True,
-    },
-    "server_profiles": [
-        {
-            "name": "Contoso IMAP",
-            "server_type": "imap-smtp",
-            "incoming_server": "imap.contoso.test",
-            "incoming_port": 993,
-            "incoming_ssl": True,
-            "outgoing_server": "smtp.contoso.test",
-            "outgoing_port": 465,
-            "outgoing_ssl": True,
-            "incoming_auth": "user-credentials",
-            "outgoing_auth": "user-credentials",
-            "max_connections": 10,
-            "timeout_ms": 10000,
-        }
-    ],
-    "users": [
-        {"username": "alice", "full_name": "Alice Example", "email": "alice@contoso.test", "active": True}
-    ],
-    "queues": [{"name": "Support", "email": "support@contoso.test", "type": "public", "owner": "alice"}],
-    "mailboxes": [
-        {
-            "email": "fwd@contoso.test",
-            "name": "Forward box",
-            "forward": True,
-            "server_profile": "Contoso IMAP",
-            "incoming": "server-side-sync",
-            "outgoing": "none",
-            "act": "none",
-            "delete_after_processing": True,
-            "allow_credentials": True,
-            "username": "fwd@contoso.test",
-            "password_env": "FWD_PASSWORD",
-        },
-        {
-            "email": "alice@contoso.test",
-            "server_profile": "Contoso IMAP",
-            "incoming": "forward-mailbox",
-            "outgoing": "server-side-sync",
-            "approval": "approved",
-        },
-    ],
-}
+BASE = SPEC_EXAMPLE
 LISTS = ["server_profiles", "users", "queues", "mailboxes"]
 ALL_CODES = sorted({code for keys in SECTIONS.values() for key in keys for code in key.codes})
 

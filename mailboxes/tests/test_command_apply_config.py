@@ -8,60 +8,9 @@ from django.core.management.base import CommandError
 
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from serverprofiles.models import EmailServerProfile
+from tests.fixtures.commands import SPEC_EXAMPLE
 
 FWD_SECRET = "Fwd-Env-Secret-1!"
-SPEC_EXAMPLE = {
-    "settings": {
-        "default_server_profile": "Contoso IMAP",
-        "incoming": "server-side-sync",
-        "outgoing": "server-side-sync",
-        "act": "none",
-        "approval_required_for_users": True,
-        "approval_required_for_queues": True,
-    },
-    "server_profiles": [
-        {
-            "name": "Contoso IMAP",
-            "server_type": "imap-smtp",
-            "incoming_server": "imap.contoso.test",
-            "incoming_port": 993,
-            "incoming_ssl": True,
-            "outgoing_server": "smtp.contoso.test",
-            "outgoing_port": 465,
-            "outgoing_ssl": True,
-            "incoming_auth": "user-credentials",
-            "outgoing_auth": "user-credentials",
-            "max_connections": 10,
-            "timeout_ms": 10000,
-        }
-    ],
-    "users": [
-        {"username": "alice", "full_name": "Alice Example", "email": "alice@contoso.test", "active": True}
-    ],
-    "queues": [{"name": "Support", "email": "support@contoso.test", "type": "public", "owner": "alice"}],
-    "mailboxes": [
-        {
-            "email": "fwd@contoso.test",
-            "name": "Forward box",
-            "forward": True,
-            "server_profile": "Contoso IMAP",
-            "incoming": "server-side-sync",
-            "outgoing": "none",
-            "act": "none",
-            "delete_after_processing": True,
-            "allow_credentials": True,
-            "username": "fwd@contoso.test",
-            "password_env": "FWD_PASSWORD",
-        },
-        {
-            "email": "alice@contoso.test",
-            "server_profile": "Contoso IMAP",
-            "incoming": "forward-mailbox",
-            "outgoing": "server-side-sync",
-            "approval": "approved",
-        },
-    ],
-}
 
 
 @pytest.fixture
