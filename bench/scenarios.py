@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -334,26 +334,8 @@ def _memory_note(run) -> str:
 
 def commands(env: dict[str, str]) -> list[Row]:
     rows = []
-    available = get_commands()
-    if "apply_config" in available and "export_config" in available:
-        rows += _apply_config(env)
-        rows += _export_config(env)
-    else:
-        note = "The management commands branch (apply_config, export_config) is not merged yet."
-        rows += [
-            Row(
-                "apply_config 10,000 users + 10,000 mailboxes ≥ 2,000 records/s, < 300 MB",
-                "not measured (commands not merged)",
-                None,
-                note,
-            ),
-            Row(
-                "export_config of all mailboxes ≥ 20,000 records/s, memory flat",
-                "not measured (commands not merged)",
-                None,
-                note,
-            ),
-        ]
+    rows += _apply_config(env)
+    rows += _export_config(env)
     rows += _rotate_keys(env)
     return rows
 

@@ -12,6 +12,7 @@ from mailboxadmin.admin_tools import (
     password_field,
 )
 from mailboxes.models import Mailbox, OrganizationSettings
+from mailboxes.services.testing import schedule_mailbox_tests
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
 
@@ -52,9 +53,6 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
 @admin.action(permissions=["test_mailbox"], description="Test & Enable Mailboxes")
 def test_and_enable_mailboxes(modeladmin, request, queryset):
     """Test & Enable every mailbox of the selected profiles."""
-    # The Test & Enable service belongs to its own issue; imported here, when used.
-    from mailboxes.services.testing import schedule_mailbox_tests
-
     ids = list(Mailbox.objects.filter(server_profile__in=queryset.values("pk")).values_list("pk", flat=True))
     schedule_mailbox_tests(ids, actor=request.user)
     modeladmin.message_user(

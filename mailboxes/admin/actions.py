@@ -20,6 +20,7 @@ from mailboxes.services.mailboxes import (
     mailbox_set_approval,
     mailbox_set_state,
 )
+from mailboxes.services.testing import schedule_mailbox_tests
 
 PER_RECORD_CHUNK = 500
 
@@ -94,9 +95,6 @@ def reject_email(modeladmin, request, queryset):
 
 @admin.action(permissions=["test_mailbox"], description="Test & Enable Mailbox")
 def test_and_enable(modeladmin, request, queryset):
-    # The Test & Enable service belongs to its own issue; imported here, when used.
-    from mailboxes.services.testing import schedule_mailbox_tests
-
     ids = selected_ids(queryset)
     schedule_mailbox_tests(ids, actor=request.user)
     modeladmin.message_user(

@@ -13,7 +13,7 @@ costs seven queries in all, and no rule is skipped:
    itself: `clean_fields()` for the fields the change touched (the others were validated
    when they were written) and `clean()`, which holds the mailbox rules M1–M16. The two
    rules that read other rows, M11 (the address is unique) and M14 (a usable forward
-   mailbox exists), are answered by `ChunkFacts`, fetched with one query each per chunk
+   mailbox exists), are answered by `bulk_save.RuleFacts`, fetched with one query each per chunk
    and handed to the row as its `rule_facts`, instead of one query per row.
    `Meta.constraints` are not re-evaluated in Python (Django runs one query per
    constraint per row for that): each rule they hold is also in `clean()`, and the
@@ -39,7 +39,6 @@ consequences (M12 keeps the user's or queue's address in step, M1 fixes the kind
 through `mailbox_save`.
 """
 
-import json
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -47,16 +46,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
+from django.contrib.admin.models import CHANGE
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import F
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from mailboxadmin import history
 from mailboxes.models import Mailbox
+from mailboxes.services.bulk_save import RuleFacts, insert_log_entries, mailbox_errors
 from mailboxes.services.mailboxes import _RESET_BY_FIELD, mailbox_save, reset_test_results
 from serverprofiles.models import EmailServerProfile
 
@@ -126,40 +124,6 @@ class BulkOutcome:
             more = f"; and {len(self.refused) - limit} more" if len(self.refused) > limit else ""
             text += f", {len(self.refused)} refused: {listed}{more}"
         return text + ("" if text.endswith(".") else ".")
-
-
-class ChunkFacts:
-    """Answers the rules that read other rows (M11, M14) for one chunk, with one query each."""
-
-    def __init__(self, rows: list[Mailbox]):
-        self._rows = rows
-        self._shared_addresses: set[str] | None = None
-        self._forward_targets: list[int] | None = None
-
-    def email_is_taken(self, mailbox: Mailbox) -> bool:
-        if self._shared_addresses is None:
-            owners = defaultdict(set)
-            addresses = {row.email.lower() for row in self._rows if row.email}
-            matches = (
-                Mailbox.objects.annotate(address=Lower("email"))
-                .filter(address__in=addresses)
-                .values_list("address", "pk")
-            )
-            for address, pk in matches:
-                owners[address].add(pk)
-            # Rows of this chunk count under their new address too.
-            for row in self._rows:
-                owners[row.email.lower()].add(row.pk)
-            self._shared_addresses = {address for address, pks in owners.items() if len(pks) > 1}
-        return mailbox.email.lower() in self._shared_addresses
-
-    def forward_target_exists(self, mailbox: Mailbox) -> bool:
-        if self._forward_targets is None:
-            # Two are enough to know whether one exists other than the row asking.
-            self._forward_targets = list(
-                Mailbox.objects.usable_forward_targets().values_list("pk", flat=True)[:2]
-            )
-        return any(pk != mailbox.pk for pk in self._forward_targets)
 
 
 def mailboxes_change(
@@ -266,7 +230,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
             row.server_profile = profiles[row.server_profile_id]
         before[row.pk] = _values_of(row)
         change(row)
-    facts = ChunkFacts(rows)
+    facts = RuleFacts(rows)
 
     updates: dict[tuple, list[Mailbox]] = defaultdict(list)
     entries = []
@@ -274,7 +238,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
         touched = _changed(before[row.pk], _values_of(row))
         if _PER_RECORD_FIELDS & {f.name for f in touched}:
             raise ValueError("A bulk change cannot alter a mailbox's address, kind or Regarding.")
-        error = _validate(row, touched, facts)
+        error = mailbox_errors(row, facts, only={f.name for f in touched})
         if error is not None:
             outcome.refuse(row.email, error)
             continue
@@ -292,7 +256,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
             if old != value
         )
         updates[new_values].append(row)
-        entries.append((row, history.field_labels(Mailbox, [f.name for f in changed])))
+        entries.append((row, CHANGE, history.change_message(Mailbox, [f.name for f in changed])))
 
     now = timezone.now()
     for new_values, group in updates.items():
@@ -302,71 +266,12 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
         for row in group:
             row.version += 1
     outcome.updated += len(entries)
-    _log_changes(actor, entries)
+    insert_log_entries(actor, entries)
     return outcome
 
 
 def _changed(old: tuple, new: tuple) -> list[models.Field]:
     return [f for f, a, b in zip(_FIELDS, old, new, strict=True) if a != b]
-
-
-def _validate(row: Mailbox, touched: list[models.Field], facts: ChunkFacts) -> ValidationError | None:
-    """The model's own validation, as full_clean() runs it, without a query per row."""
-    errors: dict = {}
-    checked = {f.name for f in touched} - _RELATION_FIELDS
-    row.rule_facts = facts
-    try:
-        try:
-            row.clean_fields(exclude=[f.name for f in _FIELDS if f.name not in checked])
-        except ValidationError as error:
-            errors = error.update_error_dict(errors)
-        try:
-            row.clean()
-        except ValidationError as error:
-            errors = error.update_error_dict(errors)
-    finally:
-        row.rule_facts = None
-    return ValidationError(errors) if errors else None
-
-
-_LOG_FIELDS = (
-    "action_time",
-    "user",
-    "content_type",
-    "object_id",
-    "object_repr",
-    "action_flag",
-    "change_message",
-)
-
-
-def _log_changes(actor, entries: list[tuple[Mailbox, list[str]]]) -> None:
-    """The entries history.log_change writes, as multi-row INSERTs: bulk_create spends
-    more time preparing seven values per row than the database spends storing them."""
-    if actor is None or actor.pk is None or not entries:
-        return
-    connection = connections[router.db_for_write(LogEntry)]
-    content_type = ContentType.objects.get_for_model(Mailbox, for_concrete_model=False)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    messages: dict[tuple[str, ...], str] = {}  # rows of a chunk share a handful of messages
-    values = []
-    for row, labels in entries:
-        key = tuple(labels)
-        if key not in messages:
-            messages[key] = json.dumps([{"changed": {"fields": labels}}])
-        values.append((now, actor.pk, content_type.pk, str(row.pk), str(row)[:200], CHANGE, messages[key]))
-    table = connection.ops.quote_name(LogEntry._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(LogEntry._meta.get_field(f).column) for f in _LOG_FIELDS)
-    per_insert = (connection.features.max_query_params or 7000) // len(_LOG_FIELDS)
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), per_insert):
-            batch = values[start : start + per_insert]
-            row_placeholders = "(" + ", ".join(["%s"] * len(_LOG_FIELDS)) + ")"
-            cursor.execute(
-                # Quoted names of our own table and columns; every value is a parameter.
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_placeholders] * len(batch))}",  # noqa: S608
-                [value for row in batch for value in row],
-            )
 
 
 def _change_one_by_one(ids: list[int], change, actor) -> BulkOutcome:

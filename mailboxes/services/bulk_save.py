@@ -193,7 +193,7 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
         raise failure
     _insert_rows(Mailbox, mailboxes)
     message = history.addition_message(via)
-    _insert_log(actor, [(user, ADDITION, message) for user in accepted])
+    insert_log_entries(actor, [(user, ADDITION, message) for user in accepted])
     return users
 
 
@@ -250,7 +250,7 @@ def mailboxes_save(changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: s
             key = tuple(changed)
             if key not in messages:
                 messages[key] = history.change_message(Mailbox, changed, via)
-        _insert_log(actor, [(mailbox, CHANGE, messages[tuple(changed)]) for mailbox, changed in saved])
+        insert_log_entries(actor, [(mailbox, CHANGE, messages[tuple(changed)]) for mailbox, changed in saved])
 
 
 def _update_rows(rows: list[Mailbox], names: list[str]) -> None:
@@ -326,7 +326,7 @@ def _insert_rows(model, objs: list) -> None:
         obj._state.adding, obj._state.db = False, connection.alias
 
 
-def _insert_log(actor, entries: list[tuple]) -> None:
+def insert_log_entries(actor, entries: list[tuple]) -> None:
     """The history entries of (obj, action flag, message) triples, as history's log_*
     functions write them one by one."""
     if actor is None or actor.pk is None or not entries:
