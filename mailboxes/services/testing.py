@@ -18,19 +18,21 @@ recorded by the calling thread, one mailbox per transaction.
 import itertools
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from django.contrib.admin.models import CHANGE
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mailboxadmin import encryption, history
+from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
+from mailboxes.services.bulk_save import _update_rows, insert_log_entries
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
@@ -66,6 +68,8 @@ NOTHING_TO_TEST_NOTE = (
 )
 # Mailboxes are loaded, tested and recorded this many at a time.
 BATCH_SIZE = 500
+# Finished tests are recorded together, at most this many in one transaction.
+RECORD_GROUP = 100
 
 
 # Permission ---------------------------------------------------------------------------
@@ -266,30 +270,69 @@ def _alert(mailbox: Mailbox, severity: str, message: str, workload: str = "gener
     return MailboxAlert(mailbox=mailbox, severity=severity, workload=workload, message=message)
 
 
-@transaction.atomic
 def _record(plan: _Plan, outcomes: dict[str, Outcome | None], actor) -> MailboxTestResult:
-    mailbox = plan.mailbox
-    result = MailboxTestResult(mailbox.pk, mailbox.email, tested=plan.tested, note=plan.note)
-    current = (
+    """Record one mailbox's test (see _record_group)."""
+    return _record_group([(plan, outcomes)], actor)[0]
+
+
+@transaction.atomic
+def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestResult]:
+    """Record the tests of several mailboxes in one transaction: lock their rows, drop
+    results whose mailbox or profile changed meanwhile (M13), then write statuses,
+    enabled-for flags, Mailbox Test Completed On and a new version per mailbox, their
+    alerts and history entries, a statement each for the whole group."""
+    locked = (
         Mailbox.objects.select_for_update(of=("self",))
         .select_related("server_profile")
-        .filter(pk=mailbox.pk)
-        .first()
+        .filter(pk__in=[plan.mailbox.pk for plan, _outcomes in items])
+        .order_by("pk")  # the same lock order in every worker: no deadlock between them
     )
-    if current is None:  # deleted meanwhile: nothing to record on
-        result.tested, result.note = False, "Not tested: the mailbox was deleted."
-        return result
+    currents = {mailbox.pk: mailbox for mailbox in locked}
+    now = timezone.now()
+    results, rows, alerts, entries = [], [], [], []
+    for plan, outcomes in items:
+        current = currents.get(plan.mailbox.pk)
+        if current is None:  # deleted meanwhile: nothing to record on
+            results.append(
+                MailboxTestResult(
+                    plan.mailbox.pk,
+                    plan.mailbox.email,
+                    tested=False,
+                    note="Not tested: the mailbox was deleted.",
+                )
+            )
+            continue
+        result, mailbox_alerts, summary = _outcome(plan, outcomes, current)
+        current.test_scheduled_on = None
+        # A new version: an edit form opened before the test is stale now, and saving it
+        # would otherwise write the old test results back.
+        current.version += 1
+        current.modified_on = now
+        if result.tested:
+            current.test_completed_on = now
+            entries.append((current, CHANGE, f"Test & Enable: {summary or 'nothing to test'}."))
+            logger.info("Tested mailbox %s: %s", current.email, "; ".join([summary, *result.causes]))
+        else:
+            logger.info("Mailbox %s: %s", current.email, result.note)
+        _copy_recorded_fields(current, plan.mailbox)
+        results.append(result)
+        rows.append(current)
+        alerts.extend(mailbox_alerts)
+    if rows:
+        _update_rows(rows, _RECORDED_FIELDS)
+        MailboxAlert.objects.bulk_create(alerts)
+        insert_log_entries(actor, entries)
+    return results
+
+
+def _outcome(plan: _Plan, outcomes: dict, current: Mailbox) -> tuple[MailboxTestResult, list, str]:
+    """Apply a plan's outcomes to the locked `current`: the result, its alerts, a summary."""
+    result = MailboxTestResult(current.pk, current.email, tested=plan.tested, note=plan.note)
     profile_version = current.server_profile.version if current.server_profile else None
     if _configuration(current, profile_version) != plan.configuration:
         result.tested, result.note = False, CHANGED_NOTE
-        _record_untested(current, CHANGED_NOTE, MailboxAlert.Severity.WARNING)
-        _copy_recorded_fields(current, mailbox)
-        return result
-    if not plan.tested:
-        _record_untested(current, plan.note, MailboxAlert.Severity.WARNING)
-        _copy_recorded_fields(current, mailbox)
-        return result
-
+    if not result.tested:
+        return result, [_alert(current, MailboxAlert.Severity.WARNING, result.note)], ""
     alerts = []
     approval_alerted = False
     for workload, (_method, status, enabled, error) in WORKLOADS.items():
@@ -319,34 +362,13 @@ def _record(plan: _Plan, outcomes: dict[str, Outcome | None], actor) -> MailboxT
         alerts.append(
             _alert(current, MailboxAlert.Severity.INFORMATION, f"Test & Enable succeeded: {enabled} enabled.")
         )
-    now = timezone.now()
-    current.test_completed_on = now
-    current.test_scheduled_on = None
-    # A new version: an edit form opened before the test is stale now, and saving it
-    # would otherwise write the old test results back.
-    current.version += 1
-    current.modified_on = now
-    current.save(update_fields=_RECORDED_FIELDS)
-    MailboxAlert.objects.bulk_create(alerts)
     summary = ", ".join(
         f"{WORKLOAD_LABELS[w]} {result.status(w)}"
         + (f" ({o.cause.label})" if o is not None and not o.ok and o.cause else "")
         for w, o in result.outcomes.items()
         if o is not None
     )
-    history.log_message(actor, current, f"Test & Enable: {summary or 'nothing to test'}.")
-    logger.info("Tested mailbox %s: %s", current.email, "; ".join([summary, *result.causes]))
-    _copy_recorded_fields(current, mailbox)
-    return result
-
-
-def _record_untested(current: Mailbox, note: str, severity: str) -> None:
-    current.test_scheduled_on = None
-    current.version += 1
-    current.modified_on = timezone.now()
-    current.save(update_fields=["test_scheduled_on", "version", "modified_on"])
-    MailboxAlert.objects.create(mailbox=current, severity=severity, workload="general", message=note)
-    logger.info("Mailbox %s: %s", current.email, note)
+    return result, alerts, summary
 
 
 def _copy_recorded_fields(source: Mailbox, target: Mailbox) -> None:
@@ -402,11 +424,14 @@ def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
         except Exception:  # one broken mailbox must not stop the others
             logger.exception("Could not prepare the test of mailbox %s", mailbox.pk)
     by_profile: dict[int, list[_Plan]] = {}
+    decided = []
     for plan in plans:
         if plan.connects:
             by_profile.setdefault(plan.mailbox.server_profile_id, []).append(plan)
         else:
-            yield from _record_safely(plan, plan.work, actor)
+            decided.append((plan, plan.work))
+    for start in range(0, len(decided), RECORD_GROUP):
+        yield from _record_group_safely(decided[start : start + RECORD_GROUP], actor)
     with ExitStack() as pools:
         futures = {}
         for profile_plans in by_profile.values():
@@ -417,27 +442,37 @@ def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
             pool = pools.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailtest"))
             for plan in profile_plans:
                 futures[pool.submit(_connect, plan)] = plan
-        for future in as_completed(futures):
-            plan = futures[future]
-            try:
-                outcomes = future.result()
-            except Exception as exc:  # the connectors never raise; this is a last resort
-                logger.error("Testing mailbox %s failed: %s", plan.mailbox.pk, type(exc).__name__)
-                stopped = Outcome.failure(
-                    Cause.SERVER_ERROR, f"the test stopped unexpectedly ({type(exc).__name__})."
-                )
-                outcomes = {
-                    workload: stopped if isinstance(item, Endpoint) else item
-                    for workload, item in plan.work.items()
-                }
-            yield from _record_safely(plan, outcomes, actor)
+        pending = set(futures)
+        while pending:
+            # Whatever has finished by now is recorded together, while the workers go on.
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            group = [(futures[future], _outcomes(futures[future], future)) for future in done]
+            for start in range(0, len(group), RECORD_GROUP):
+                yield from _record_group_safely(group[start : start + RECORD_GROUP], actor)
 
 
-def _record_safely(plan: _Plan, outcomes, actor) -> Iterable[MailboxTestResult]:
+def _outcomes(plan: _Plan, future) -> dict[str, Outcome | None]:
     try:
-        yield _record(plan, outcomes, actor)
+        return future.result()
+    except Exception as exc:  # the connectors never raise; this is a last resort
+        logger.error("Testing mailbox %s failed: %s", plan.mailbox.pk, type(exc).__name__)
+        stopped = Outcome.failure(
+            Cause.SERVER_ERROR, f"the test stopped unexpectedly ({type(exc).__name__})."
+        )
+        return {
+            workload: stopped if isinstance(item, Endpoint) else item for workload, item in plan.work.items()
+        }
+
+
+def _record_group_safely(group: list[tuple[_Plan, dict]], actor) -> list[MailboxTestResult]:
+    try:
+        return _record_group(group, actor)
     except Exception:
-        logger.exception("Could not record the test of mailbox %s", plan.mailbox.pk)
+        if len(group) == 1:
+            logger.exception("Could not record the test of mailbox %s", group[0][0].mailbox.pk)
+            return []
+    # One mailbox that cannot be recorded must not lose the others' results.
+    return [result for item in group for result in _record_group_safely([item], actor)]
 
 
 @transaction.atomic

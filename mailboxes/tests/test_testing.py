@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 
 from mailboxadmin.exceptions import StaleEditError
@@ -363,6 +364,46 @@ def test_results_are_discarded_when_the_mailbox_changed_while_it_was_being_teste
     saved = reloaded(mailbox)
     assert saved.incoming_status == Status.NOT_RUN
     assert saved.alerts.get().message == CHANGED_NOTE
+
+
+def test_finished_tests_are_recorded_together_in_a_fixed_number_of_queries(
+    make_test_server_profile, make_test_mailbox, no_approval_required, sysadmin, django_assert_num_queries
+):
+    # What the many-mailbox runs do with the tests finished at one moment: one group, one
+    # transaction. A changed and a deleted mailbox in the group are told apart per mailbox.
+    from mailboxes.models import OrganizationSettings
+    from mailboxes.services.testing import CHANGED_NOTE, _connect, _plan, _record_group
+
+    profile = make_test_server_profile()
+    mailboxes = [make_test_mailbox(profile) for _ in range(5)]
+    org = OrganizationSettings.load()
+    plans = [_plan(Mailbox.objects.select_related("server_profile").get(pk=m.pk), org) for m in mailboxes]
+    group = [(plan, _connect(plan)) for plan in plans]
+    changed, deleted, *tested = mailboxes
+    edited = reloaded(changed)
+    edited.username = "someone-else@example.test"
+    mailbox_save(edited)
+    Mailbox.objects.filter(pk=deleted.pk).delete()
+    ContentType.objects.get_for_model(Mailbox)  # cached from then on, as in a running process
+
+    # SAVEPOINT, SELECT … FOR UPDATE of the group, UPDATE of its rows, INSERT of the
+    # alerts, INSERT of the history entries, RELEASE SAVEPOINT — whatever the group's size.
+    with django_assert_num_queries(6):
+        results = {r.mailbox_id: r for r in _record_group(group, sysadmin)}
+
+    assert results[deleted.pk].note == "Not tested: the mailbox was deleted."
+    assert not results[changed.pk].tested and results[changed.pk].note == CHANGED_NOTE
+    assert reloaded(changed).incoming_status == Status.NOT_RUN
+    assert reloaded(changed).alerts.get().message == CHANGED_NOTE
+    for mailbox in tested:
+        saved = reloaded(mailbox)
+        assert results[mailbox.pk].status("incoming") == "Success"
+        assert (saved.incoming_status, saved.outgoing_status) == (Status.SUCCESS, Status.SUCCESS)
+        assert saved.test_completed_on is not None and saved.version == mailbox.version + 1
+        assert saved.alerts.get().message.startswith("Test & Enable succeeded")
+        entry = LogEntry.objects.get(object_id=str(mailbox.pk), user=sysadmin)
+        assert entry.change_message.startswith("Test & Enable: Incoming Email Success")
+    assert not LogEntry.objects.filter(object_id=str(changed.pk), user=sysadmin).exists()
 
 
 # Many mailboxes, in the background (A6) ------------------------------------------------
