@@ -24,6 +24,7 @@ class UntunedMailboxAdmin(admin.ModelAdmin):
     list_display = tuple("email" if c == "email_address" else c for c in MailboxAdmin.list_display)
     list_filter = MailboxAdmin.list_filter
     search_fields = MailboxAdmin.search_fields
+    list_per_page = MailboxAdmin.list_per_page  # the same page, for a fair comparison
 
     @admin.display(description="Regarding")
     def regarding(self, mailbox):

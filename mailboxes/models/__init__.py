@@ -9,6 +9,7 @@ from mailboxes.models.choices import (
 from mailboxes.models.mailboxes import Mailbox
 from mailboxes.models.organization import OrganizationSettings
 from mailboxes.models.queues import Queue
+from mailboxes.models.search import MailboxSearchText
 from mailboxes.models.users import User
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "IncomingMethod",
     "Mailbox",
     "MailboxAlert",
+    "MailboxSearchText",
     "OrganizationSettings",
     "OutgoingMethod",
     "Queue",

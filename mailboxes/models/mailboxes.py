@@ -130,6 +130,8 @@ class Mailbox(models.Model):
         blank=True,
         related_name="mailboxes",
         help_text="The email server profile this mailbox connects through.",
+        # The (server_profile, name) index serves every lookup by profile.
+        db_index=False,
     )
     incoming_method = models.CharField(
         "Incoming Email",
