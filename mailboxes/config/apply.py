@@ -373,11 +373,10 @@ class _Applier:
         users = [user for _, user in batch]
         written = batch.copy()
         batch.clear()
-        held = list(self.held.values())
         self.write_batch(
             written,
             USER_KEYS,
-            lambda: users_insert(users, actor=self.actor, via=VIA, hold=self.holds, held=held),
+            lambda: users_insert(users, actor=self.actor, via=VIA, hold=self.holds, held=self.held),
         )
         for record, user in written:
             mailbox = user.mailbox
@@ -482,9 +481,8 @@ class _Applier:
         written = batch.copy()
         batch.clear()
         changes = [(current, mailbox) for _, mailbox, current, _ in written]
-        held = list(self.held.values())
         self.write_batch(
-            written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA, held=held)
+            written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA, held=self.held)
         )
         for record, mailbox, current, changed in written:
             if current.pk is None:  # held, now written with its changes

@@ -41,7 +41,8 @@ saving them one at a time.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import ValidationError
@@ -68,6 +69,7 @@ LOOKUP_CHUNK = 500
 _RELATION_FIELDS = [f.name for f in Mailbox._meta.concrete_fields if f.is_relation]
 _FIELD_NAMES = [f.name for f in Mailbox._meta.concrete_fields]
 _REGARDING_FIXED = "A mailbox's kind and Regarding are fixed when it is created."
+_NOTHING_HELD: Mapping[str, Mailbox] = MappingProxyType({})
 
 
 class RecordFailed(Exception):
@@ -106,18 +108,19 @@ class RuleFacts:
 
     Handed to each mailbox as its `rule_facts` (see Mailbox.email_is_taken); `accept()`
     records that a mailbox was saved, so that the records after it see it. `held`
-    mailboxes (validated, not written yet) hold their addresses too.
+    mailboxes (validated, not written yet; by lowercased address) hold their addresses too.
     """
 
-    def __init__(self, mailboxes: list[Mailbox], held: Iterable[Mailbox] = ()):
+    def __init__(self, mailboxes: list[Mailbox], held: Mapping[str, Mailbox] = _NOTHING_HELD):
         addresses = sorted({m.email.lower() for m in mailboxes if m.email})
         self._holders: dict[str, set] = defaultdict(set)
         for chunk in _chunks(addresses):
             found = Mailbox.objects.annotate(address=Lower("email")).filter(address__in=chunk)
             for address, pk in found.values_list("address", "pk"):
                 self._holders[address].add(pk)
-        for mailbox in held:
-            self._holders[mailbox.email.lower()].add(_key(mailbox))
+            for address in chunk:
+                if address in held:
+                    self._holders[address].add(_key(held[address]))
         self._forward_rows = sum(1 for m in mailboxes if m.is_forward)
         self._targets: set | None = None
 
@@ -188,14 +191,15 @@ def users_insert(
     actor=None,
     via: str = "",
     hold: Callable[[User], bool] | None = None,
-    held: Iterable[Mailbox] = (),
+    held: Mapping[str, Mailbox] = _NOTHING_HELD,
 ) -> list[User]:
     """`user_insert` for each of `users` (unsaved, as `user_build` makes them): each is
     validated, saved with its mailbox (the organisation's defaults), and logged as added.
 
     The mailbox of a user for whom `hold(user)` is true is validated but not written:
     it is left unsaved as `user.mailbox`, for the caller to pass to `mailboxes_save` (see
-    the module docstring). `held`: the mailboxes held by earlier calls, not written yet."""
+    the module docstring). `held`: the mailboxes held by earlier calls and not written yet,
+    by lowercased address."""
     taken = set()
     for chunk in _chunks([user.username for user in users]):
         taken.update(User.objects.filter(username__in=chunk).values_list("username", flat=True))
@@ -233,7 +237,11 @@ def users_insert(
 
 @transaction.atomic
 def mailboxes_save(
-    changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: str = "", held: Iterable[Mailbox] = ()
+    changes: list[tuple[Mailbox, Mailbox]],
+    *,
+    actor=None,
+    via: str = "",
+    held: Mapping[str, Mailbox] = _NOTHING_HELD,
 ) -> None:
     """`mailbox_save(after, expected_version=before.version)` for each (before, after)
     pair: `before` is the row as the editor read it, `after` the edited copy.
@@ -244,7 +252,7 @@ def mailboxes_save(
 
     A `before` without an id is a mailbox `users_insert` held back: `after` is written
     with one INSERT, as if `before` had been written and then changed. `held`: the held
-    mailboxes not written yet (these included)."""
+    mailboxes not written yet, by lowercased address (these included)."""
     versions: dict[int, int] = {}
     for chunk in _chunks([before.pk for before, _ in changes if before.pk is not None]):
         locked = Mailbox.objects.select_for_update().filter(pk__in=chunk).values_list("pk", "version")
