@@ -66,8 +66,8 @@ BATCH_SIZE = 1000
 # Keep IN (...) lists under SQLite's limit on query parameters.
 LOOKUP_CHUNK = 500
 # Foreign keys: the database checks them (see the module docstring).
-_RELATION_FIELDS = [f.name for f in Mailbox._meta.concrete_fields if f.is_relation]
-_FIELD_NAMES = [f.name for f in Mailbox._meta.concrete_fields]
+_RELATION_FIELDS = frozenset(f.name for f in Mailbox._meta.concrete_fields if f.is_relation)
+_FIELD_NAMES = frozenset(f.name for f in Mailbox._meta.concrete_fields)
 _REGARDING_FIXED = "A mailbox's kind and Regarding are fixed when it is created."
 _NOTHING_HELD: Mapping[str, Mailbox] = MappingProxyType({})
 
@@ -156,7 +156,7 @@ def mailbox_errors(mailbox: Mailbox, facts: RuleFacts, *, only=None) -> Validati
     with `facts` answering M11 and M14. (Mailbox.validate_constraints is a no-op: clean()
     holds every constraint's rule.)"""
     errors: dict = {}
-    exclude = [f for f in _FIELD_NAMES if f in _RELATION_FIELDS or (only is not None and f not in only)]
+    exclude = _RELATION_FIELDS if only is None else _FIELD_NAMES.difference(only) | _RELATION_FIELDS
     mailbox.rule_facts = facts
     try:
         try:

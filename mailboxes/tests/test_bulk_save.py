@@ -41,6 +41,8 @@ def test_new_users_get_their_mailbox_and_an_addition_entry(org, profile, sysadmi
         assert mailbox.approval_status == "pending"  # M13a: the organisation requires approval
         entry = LogEntry.objects.get(object_id=str(user.pk), content_type__model="user")
         assert (entry.user, entry.change_message) == (sysadmin, "Added (via test).")
+    # Unusable passwords differ from user to user, as Django's set_unusable_password() makes them.
+    assert len(set(User.objects.filter(username__in=["ann", "ben"]).values_list("password", flat=True))) == 2
 
 
 def test_a_taken_username_is_refused_as_user_insert_refuses_it(make_user):
