@@ -232,13 +232,14 @@ def test_a_new_users_mailbox_with_an_entry_is_inserted_and_never_updated(apply_f
     assert Mailbox.objects.get(email="u1@contoso.test").incoming_method == "forward-mailbox"
 
 
-def test_a_dry_run_plans_the_same_in_batches(apply_file, db):
+@pytest.mark.parametrize("data", [document, new_users_and_their_mailboxes])
+def test_a_dry_run_plans_the_same_in_batches(data, apply_file, db):
     plans = {}
     for setwise in (False, True):
         empty_the_database()
         seed()
         before = database_snapshot()
-        plans[setwise] = apply_file(document(), "--dry-run", setwise=setwise).lines
+        plans[setwise] = apply_file(data(), "--dry-run", setwise=setwise).lines
         assert database_snapshot() == before
     assert plans[True] == plans[False]
     assert "update    mailboxes[0] (u0@contoso.test): allow_credentials, username, password" in plans[True]

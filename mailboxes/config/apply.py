@@ -30,6 +30,7 @@ no held mailbox has.
 import copy
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -115,6 +116,12 @@ def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
         yield items[start : start + size]
 
 
+@cache
+def _names_and_order(keys: tuple[Key, ...]) -> tuple[dict[str, str], dict[str, int]]:
+    """Each field's file key, and each file key's place in the file (a plan lists them so)."""
+    return file_key_for_field(keys), {key.name: n for n, key in enumerate(keys)}
+
+
 def _same_secret(token: str, plaintext: str, *, record: str) -> bool:
     if not token:
         return False
@@ -175,8 +182,7 @@ class _Applier:
         self, before, after, keys: tuple[Key, ...], *, ignore=("version", "modified_on")
     ) -> list[str]:
         """The file keys whose fields differ between two versions of a row."""
-        names = file_key_for_field(keys)
-        order = {key.name: n for n, key in enumerate(keys)}
+        names, order = _names_and_order(keys)
         changed = [names.get(f, f) for f in history.changed_fields(before, after, ignore=ignore)]
         return sorted(changed, key=lambda name: order.get(name, len(order)))
 
