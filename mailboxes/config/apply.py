@@ -490,10 +490,9 @@ class _Applier:
         self.write_batch(
             written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA, held=self.held)
         )
-        for record, mailbox, current, changed in written:
+        for record, _, current, changed in written:
             if current.pk is None:  # held, now written with its changes
                 del self.held[current.email.lower()]
-                self.created_mailboxes[current.email.lower()] = mailbox
             self.report(record, "update", changed)
 
     def create_forward_mailbox(self, record: Record) -> None:
