@@ -87,6 +87,16 @@ def document(users: int = 7) -> dict:
     }
 
 
+def new_users_and_their_mailboxes() -> dict:
+    """document() without its queue: nothing is written between the new users and their
+    mailbox entries, so the set-wise path holds those mailboxes back and writes each once,
+    with its entry's values (mailboxes/config/apply.py)."""
+    data = document()
+    data.pop("queues")
+    data["mailboxes"] = [entry for entry in data["mailboxes"] if entry["email"] != "support@contoso.test"]
+    return data
+
+
 def empty_the_database():
     for model in (LogEntry, Mailbox, Queue, User, OrganizationSettings, EmailServerProfile):
         model.objects.all().delete()
@@ -181,22 +191,64 @@ def test_batches_end_as_one_record_at_a_time_does(apply_file, run, db):
     assert SECRET not in state["export"]
 
 
-def test_a_dry_run_plans_the_same_in_batches(apply_file, db):
+def test_new_users_mailboxes_written_once_end_as_one_record_at_a_time_does(apply_file, run, db):
+    results = {}
+    for setwise in (False, True):
+        empty_the_database()
+        seed()
+        applied = apply_file(new_users_and_their_mailboxes(), setwise=setwise)
+        again = apply_file(new_users_and_their_mailboxes(), setwise=setwise)
+        results[setwise] = (applied.lines, again.lines, outcome(run))
+
+    assert results[True] == results[False]
+    lines, again, state = results[True]
+    assert lines[-1].endswith("created 9, updated 12, unchanged 1.")
+    assert again[-1].endswith("created 0, updated 0, unchanged 22.")
+    u0 = state["mailboxes"]["u0@contoso.test"]
+    assert (u0[0], u0[2], u0[4]) == (2, "pending", SECRET)  # created, then changed by its entry
+    assert state["mailboxes"]["u2@contoso.test"][2] == "approved"  # applied on its own
+    assert state["mailboxes"]["u3@contoso.test"][1] == "inactive"  # M16: its user is inactive
+    assert state["mailboxes"]["u4@contoso.test"][1] == "inactive"
+    u0_history = {key[2:4] for key in state["history"] if key[1] in ("User 0", "User 0 <u0@contoso.test>")}
+    assert u0_history == {
+        (1, "Added (via apply_config)."),
+        (2, "Changed Allow to Use Credentials for Email Processing, User Name, Password (via apply_config)."),
+    }
+
+
+def test_a_new_users_mailbox_with_an_entry_is_inserted_and_never_updated(apply_file, run, db):
+    data = new_users_and_their_mailboxes()
+    data["users"] = [user for user in data["users"] if user["username"] not in ("olga", "pete")]
+    data["mailboxes"] = [
+        entry for entry in data["mailboxes"] if entry["email"].startswith(("u0", "u1", "u5", "u6", "fwd"))
+    ]
+    seed()
+    with CaptureQueriesContext(connection) as queries:
+        apply_file(data)
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert not [sql for sql in statements if sql.startswith('UPDATE "mailboxes_mailbox"')]
+    assert Mailbox.objects.get(email="u0@contoso.test").get_password() == SECRET
+    assert Mailbox.objects.get(email="u1@contoso.test").incoming_method == "forward-mailbox"
+
+
+@pytest.mark.parametrize("data", [document, new_users_and_their_mailboxes])
+def test_a_dry_run_plans_the_same_in_batches(data, apply_file, db):
     plans = {}
     for setwise in (False, True):
         empty_the_database()
         seed()
         before = database_snapshot()
-        plans[setwise] = apply_file(document(), "--dry-run", setwise=setwise).lines
+        plans[setwise] = apply_file(data(), "--dry-run", setwise=setwise).lines
         assert database_snapshot() == before
     assert plans[True] == plans[False]
     assert "update    mailboxes[0] (u0@contoso.test): allow_credentials, username, password" in plans[True]
 
 
-def broken(*changes) -> dict:
-    """document() with (section, index, {key: value}) changes; index None inserts a record
+def broken(*changes, base=document) -> dict:
+    """base() with (section, index, {key: value}) changes; index None inserts a record
     at 4, and a value None removes the key."""
-    data = document()
+    data = base()
     for section, index, values in changes:
         if index is None:
             data[section].insert(4, values)
@@ -251,6 +303,29 @@ BROKEN_FILES = {
         broken(("mailboxes", 7, {"outgoing": "outlook"})),
         "mailboxes[7] (support@contoso.test): outgoing: A queue mailbox's Outgoing Email must be "
         "None or Server-Side Synchronization or Email Router.",
+    ),
+    "a new queue takes a new user's address": (
+        broken(("queues", 0, {"email": "U0@contoso.test"})),
+        "queues[0] (Support): email: Another mailbox already uses this email address.",
+    ),
+    "a new user takes the address of a held mailbox of an earlier batch": (
+        broken(
+            ("users", None, {"username": "extra", "email": "U1@Contoso.test"}),
+            base=new_users_and_their_mailboxes,
+        ),
+        "users[4] (extra): email: Another mailbox already uses this email address.",
+    ),
+    "a user changed on its own takes a held mailbox's address": (
+        broken(("users", 8, {"email": "u0@contoso.test"}), base=new_users_and_their_mailboxes),
+        "users[8] (pete): email: Another mailbox already uses this email address.",
+    ),
+    "a held mailbox's entry breaks a rule": (
+        broken(("mailboxes", 3, {"act": "server-side-sync"}), base=new_users_and_their_mailboxes),
+        f"mailboxes[3] (u3@contoso.test): {M8}",
+    ),
+    "a held mailbox's entry applied on its own breaks a rule": (
+        broken(("mailboxes", 2, {"act": "server-side-sync"}), base=new_users_and_their_mailboxes),
+        f"mailboxes[2] (u2@contoso.test): {M8}",
     ),
     "a mailbox's password is missing": (
         broken(("mailboxes", 0, {"password_env": None})),

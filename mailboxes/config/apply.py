@@ -14,11 +14,23 @@ history, a few queries per batch instead of about ten per record). A batch is wr
 before any record after it is applied one by one, and before an error of a later record
 is reported, so the order of writes — and the first error reported — are those of
 applying every record one at a time.
+
+A new user whose mailbox has an entry in the file would have that mailbox written twice:
+created with the organisation's defaults, then changed by its entry. Instead the users
+section holds it back (validated, unwritten: `self.held`), and the mailboxes section
+writes it once, with the entry's values, in the batch of that entry (see bulk_save). Every
+write that could take a held mailbox's address (M11) or change it otherwise — a user or
+queue saved on its own, a profile saved — first writes what is held as it was created;
+so does a held mailbox's own entry when it is applied on its own, and the end of the run.
+The mailboxes section's other writes need not: each keeps its own address (an entry is
+found by its address, case-insensitively) or, for a new forward mailbox, takes one that
+no held mailbox has.
 """
 
 import copy
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -47,7 +59,12 @@ from mailboxes.config.schema import (
     file_key_for_field,
 )
 from mailboxes.models import ApprovalStatus, IncomingMethod, Mailbox, OrganizationSettings, Queue, User
-from mailboxes.services.bulk_save import RecordFailed, mailboxes_save, users_insert
+from mailboxes.services.bulk_save import (
+    RecordFailed,
+    held_mailboxes_insert,
+    mailboxes_save,
+    users_insert,
+)
 from mailboxes.services.mailboxes import (
     forward_mailbox_insert,
     mailbox_save,
@@ -99,6 +116,12 @@ def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
         yield items[start : start + size]
 
 
+@cache
+def _names_and_order(keys: tuple[Key, ...]) -> tuple[dict[str, str], dict[str, int]]:
+    """Each field's file key, and each file key's place in the file (a plan lists them so)."""
+    return file_key_for_field(keys), {key.name: n for n, key in enumerate(keys)}
+
+
 def _same_secret(token: str, plaintext: str, *, record: str) -> bool:
     if not token:
         return False
@@ -119,13 +142,19 @@ class _Applier:
         self.users: dict[str, User] = {}
         self.users_to_create = set()
         self.deferred_owners: list[tuple[Record, EmailServerProfile, str]] = []
-        # The mailboxes of the users created in this run, by address, as they were saved:
-        # the mailbox entries need not read them back (a stale one fails the version check).
+        # The mailboxes of the users created in this run, by address, as they were saved
+        # (or held): the mailbox entries need not read them back (a stale one fails the
+        # version check).
         self.created_mailboxes: dict[str, Mailbox] = {}
+        # New users' mailboxes validated but not written yet, by address (module docstring).
+        self.held: dict[str, Mailbox] = {}
+        self.entry_addresses: set[str] = set()
 
     def run(self) -> Plan:
         document = self.document
         self.users_to_create = {record.identity for record in document.users}
+        if SETWISE:
+            self.entry_addresses = {r.identity.lower() for r in document.mailboxes if not r.is_forward}
         self.apply_profiles(document.server_profiles)
         if document.settings is not None:
             self.apply_settings(document.settings)
@@ -134,6 +163,7 @@ class _Applier:
         self.apply_deferred_owners()
         self.apply_queues(document.queues)
         self.apply_mailboxes(document.mailboxes)
+        self.write_held()
         order = {section: n for n, section in enumerate(_SECTION_ORDER)}
         entries = sorted(self.entries.values(), key=lambda e: (order[e.section], e.index or 0))
         return Plan(entries)
@@ -152,8 +182,7 @@ class _Applier:
         self, before, after, keys: tuple[Key, ...], *, ignore=("version", "modified_on")
     ) -> list[str]:
         """The file keys whose fields differ between two versions of a row."""
-        names = file_key_for_field(keys)
-        order = {key.name: n for n, key in enumerate(keys)}
+        names, order = _names_and_order(keys)
         changed = [names.get(f, f) for f in history.changed_fields(before, after, ignore=ignore)]
         return sorted(changed, key=lambda name: order.get(name, len(order)))
 
@@ -198,6 +227,16 @@ class _Applier:
             # Only the first line: a database's detail may quote whole rows.
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError(f"{record.label}: the database refused the change: {reason}") from None
+
+    def write_held(self, mailboxes: list[Mailbox] | None = None) -> None:
+        """Write held mailboxes (all of them, or those given) as they were created."""
+        if mailboxes is None:
+            mailboxes = list(self.held.values())
+        if not mailboxes:
+            return
+        held_mailboxes_insert(mailboxes)
+        for mailbox in mailboxes:
+            del self.held[mailbox.email.lower()]
 
     # References ----------------------------------------------------------------------
 
@@ -327,6 +366,7 @@ class _Applier:
                     changed = self.changed(current, user, USER_KEYS, ignore=("version", "last_login"))
                     if changed:
                         flush()
+                        self.write_held()
                         user_save(user, expected_version=current.version, actor=self.actor, via=VIA)
                     self.report(record, "update" if changed else "unchanged", changed)
                 self.users[user.username] = user
@@ -339,14 +379,27 @@ class _Applier:
         users = [user for _, user in batch]
         written = batch.copy()
         batch.clear()
-        self.write_batch(written, USER_KEYS, lambda: users_insert(users, actor=self.actor, via=VIA))
+        self.write_batch(
+            written,
+            USER_KEYS,
+            lambda: users_insert(users, actor=self.actor, via=VIA, hold=self.holds, held=self.held),
+        )
         for record, user in written:
-            if user.mailbox.pk is not None:  # a database that returns new rows' ids
-                self.created_mailboxes[user.mailbox.email.lower()] = user.mailbox
+            mailbox = user.mailbox
+            if mailbox.pk is None and user.pk is not None:
+                self.held[mailbox.email.lower()] = mailbox
+            if mailbox.pk is not None or user.pk is not None:  # a database that returns new rows' ids
+                self.created_mailboxes[mailbox.email.lower()] = mailbox
             self.report(record, "create")
+
+    def holds(self, user: User) -> bool:
+        """Whether to hold back a new user's mailbox: the file has an entry for it."""
+        return user.email.lower() in self.entry_addresses
 
     def apply_deferred_owners(self) -> None:
         """Owners of profiles who did not exist until the users were applied."""
+        if self.deferred_owners:
+            self.write_held()  # a profile's change may reach its mailboxes (P9)
         for record, profile, username in self.deferred_owners:
             with self.errors_named(record, PROFILE_KEYS):
                 current = EmailServerProfile.objects.get(pk=profile.pk)
@@ -379,11 +432,13 @@ class _Applier:
                 queue = Queue() if current is None else copy.copy(current)
                 self.assign(queue, record, QUEUE_KEYS)
                 if current is None:
+                    self.write_held()  # its mailbox may claim a held address
                     queue_insert(queue, actor=self.actor, via=VIA)
                     self.report(record, "create")
                 else:
                     changed = self.changed(current, queue, QUEUE_KEYS)
                     if changed:
+                        self.write_held()
                         queue_save(queue, expected_version=current.version, actor=self.actor, via=VIA)
                     self.report(record, "update" if changed else "unchanged", changed)
 
@@ -432,8 +487,12 @@ class _Applier:
         written = batch.copy()
         batch.clear()
         changes = [(current, mailbox) for _, mailbox, current, _ in written]
-        self.write_batch(written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA))
-        for record, _, _, changed in written:
+        self.write_batch(
+            written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA, held=self.held)
+        )
+        for record, _, current, changed in written:
+            if current.pk is None:  # held, now written with its changes
+                del self.held[current.email.lower()]
             self.report(record, "update", changed)
 
     def create_forward_mailbox(self, record: Record) -> None:
@@ -480,6 +539,11 @@ class _Applier:
                     flush()
                 return
         flush()
+        if current.pk is None:
+            # Held: written as it was created, and then this entry is applied to it.
+            self.write_held([current])
+            self.update_mailbox(record, current, batch, flush)
+            return
         if "active" in changed:
             mailbox_set_state(mailbox=mailbox, active=mailbox.is_active, actor=self.actor, via=VIA)
         elif changed:

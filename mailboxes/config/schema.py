@@ -7,6 +7,7 @@ secret), checks each value's type and code, and assigns it to the field named he
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -110,14 +111,15 @@ SECRET_ERROR_FIELDS = {
 }
 
 
-def accepted_keys(keys: tuple[Key, ...]) -> set[str]:
+@cache
+def accepted_keys(keys: tuple[Key, ...]) -> frozenset[str]:
     names = set()
     for key in keys:
         if key.kind == "secret":
             names.update((f"{key.name}_env", f"{key.name}_set"))
         else:
             names.add(key.name)
-    return names
+    return frozenset(names)
 
 
 def file_key_for_field(keys: tuple[Key, ...]) -> dict[str, str]:

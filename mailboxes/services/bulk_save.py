@@ -22,6 +22,17 @@ handful per thousand records instead of about ten per record:
   more time preparing each value (bulk_update builds a CASE expression per row and
   field) than the database spends on the write. Elsewhere (SQLite) they are used as is.
 
+A caller that will set a new user's mailbox itself right after (apply_config, when its file
+has an entry for that mailbox) can have `users_insert` hold the mailbox back: validated
+with the organisation's defaults as always, but not written. Its entry then goes to
+`mailboxes_save` as a change of that held mailbox, which writes it with one INSERT of its
+final values instead of an INSERT and an UPDATE (on PostgreSQL an UPDATE is a whole new
+row version and an entry in each of the table's indexes). The outcome is that of the two
+writes: the same validation of both, version 2 and the same history entries. Until they
+are written, held mailboxes are passed as `held` to every call, so that their addresses
+count as taken (M11); the caller writes whatever it still holds (`held_mailboxes_insert`)
+before anything else that could take their addresses or change them.
+
 Each call is all or nothing (one savepoint): the first record, in list order, that the
 single-record service would refuse raises `RecordFailed(index, error)`, carrying the
 error that service would have raised, and nothing of the call stays written. A caller
@@ -30,6 +41,8 @@ saving them one at a time.
 """
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import ValidationError
@@ -53,9 +66,10 @@ BATCH_SIZE = 1000
 # Keep IN (...) lists under SQLite's limit on query parameters.
 LOOKUP_CHUNK = 500
 # Foreign keys: the database checks them (see the module docstring).
-_RELATION_FIELDS = [f.name for f in Mailbox._meta.concrete_fields if f.is_relation]
-_FIELD_NAMES = [f.name for f in Mailbox._meta.concrete_fields]
+_RELATION_FIELDS = frozenset(f.name for f in Mailbox._meta.concrete_fields if f.is_relation)
+_FIELD_NAMES = frozenset(f.name for f in Mailbox._meta.concrete_fields)
 _REGARDING_FIXED = "A mailbox's kind and Regarding are fixed when it is created."
+_NOTHING_HELD: Mapping[str, Mailbox] = MappingProxyType({})
 
 
 class RecordFailed(Exception):
@@ -76,7 +90,12 @@ def _regarding(mailbox: Mailbox) -> tuple:
 
 
 def _key(mailbox: Mailbox):
-    return mailbox.pk if mailbox.pk is not None else ("new", id(mailbox))
+    if mailbox.pk is not None:
+        return mailbox.pk
+    if mailbox.user_id is not None or mailbox.queue_id is not None:
+        # Its user's or queue's one mailbox, not written yet: the same key for its copies.
+        return ("new", mailbox.kind, mailbox.user_id, mailbox.queue_id)
+    return ("new", id(mailbox))
 
 
 def _is_forward_target(mailbox: Mailbox) -> bool:
@@ -88,16 +107,20 @@ class RuleFacts:
     """M11 and M14 for a list of mailboxes saved in order, from one query each.
 
     Handed to each mailbox as its `rule_facts` (see Mailbox.email_is_taken); `accept()`
-    records that a mailbox was saved, so that the records after it see it.
+    records that a mailbox was saved, so that the records after it see it. `held`
+    mailboxes (validated, not written yet; by lowercased address) hold their addresses too.
     """
 
-    def __init__(self, mailboxes: list[Mailbox]):
+    def __init__(self, mailboxes: list[Mailbox], held: Mapping[str, Mailbox] = _NOTHING_HELD):
         addresses = sorted({m.email.lower() for m in mailboxes if m.email})
         self._holders: dict[str, set] = defaultdict(set)
         for chunk in _chunks(addresses):
             found = Mailbox.objects.annotate(address=Lower("email")).filter(address__in=chunk)
             for address, pk in found.values_list("address", "pk"):
                 self._holders[address].add(pk)
+            for address in chunk:
+                if address in held:
+                    self._holders[address].add(_key(held[address]))
         self._forward_rows = sum(1 for m in mailboxes if m.is_forward)
         self._targets: set | None = None
 
@@ -133,7 +156,7 @@ def mailbox_errors(mailbox: Mailbox, facts: RuleFacts, *, only=None) -> Validati
     with `facts` answering M11 and M14. (Mailbox.validate_constraints is a no-op: clean()
     holds every constraint's rule.)"""
     errors: dict = {}
-    exclude = [f for f in _FIELD_NAMES if f in _RELATION_FIELDS or (only is not None and f not in only)]
+    exclude = _RELATION_FIELDS if only is None else _FIELD_NAMES.difference(only) | _RELATION_FIELDS
     mailbox.rule_facts = facts
     try:
         try:
@@ -162,9 +185,21 @@ def _user_errors(user: User, taken_usernames: set[str]) -> ValidationError | Non
 
 
 @transaction.atomic
-def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
+def users_insert(
+    users: list[User],
+    *,
+    actor=None,
+    via: str = "",
+    hold: Callable[[User], bool] | None = None,
+    held: Mapping[str, Mailbox] = _NOTHING_HELD,
+) -> list[User]:
     """`user_insert` for each of `users` (unsaved, as `user_build` makes them): each is
-    validated, saved with its mailbox (the organisation's defaults), and logged as added."""
+    validated, saved with its mailbox (the organisation's defaults), and logged as added.
+
+    The mailbox of a user for whom `hold(user)` is true is validated but not written:
+    it is left unsaved as `user.mailbox`, for the caller to pass to `mailboxes_save` (see
+    the module docstring). `held`: the mailboxes held by earlier calls and not written yet,
+    by lowercased address."""
     taken = set()
     for chunk in _chunks([user.username for user in users]):
         taken.update(User.objects.filter(username__in=chunk).values_list("username", flat=True))
@@ -183,7 +218,7 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
     _insert_rows(User, accepted)
     org = OrganizationSettings.load()
     mailboxes = [mailbox_build(kind=Mailbox.Kind.USER, regarding=user, org=org) for user in accepted]
-    facts = RuleFacts(mailboxes)
+    facts = RuleFacts(mailboxes, held)
     for index, mailbox in enumerate(mailboxes):
         error = mailbox_errors(mailbox, facts)
         if error is not None:
@@ -191,6 +226,9 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
         facts.accept(mailbox)
     if failure is not None:
         raise failure
+    if hold is not None:
+        # A user without an id (a database that does not return them) has its mailbox written.
+        mailboxes = [m for m in mailboxes if m.user.pk is None or not hold(m.user)]
     _insert_rows(Mailbox, mailboxes)
     message = history.addition_message(via)
     insert_log_entries(actor, [(user, ADDITION, message) for user in accepted])
@@ -198,25 +236,38 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
 
 
 @transaction.atomic
-def mailboxes_save(changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: str = "") -> None:
+def mailboxes_save(
+    changes: list[tuple[Mailbox, Mailbox]],
+    *,
+    actor=None,
+    via: str = "",
+    held: Mapping[str, Mailbox] = _NOTHING_HELD,
+) -> None:
     """`mailbox_save(after, expected_version=before.version)` for each (before, after)
     pair: `before` is the row as the editor read it, `after` the edited copy.
 
     The rows are locked and their versions compared in one query per chunk. Every write
     of a mailbox bumps its version, so a row still at `before.version` is `before`; one
     that has moved on raises StaleEditError, as mailbox_save would.
-    """
+
+    A `before` without an id is a mailbox `users_insert` held back: `after` is written
+    with one INSERT, as if `before` had been written and then changed. `held`: the held
+    mailboxes not written yet, by lowercased address (these included)."""
     versions: dict[int, int] = {}
-    for chunk in _chunks([before.pk for before, _ in changes]):
+    for chunk in _chunks([before.pk for before, _ in changes if before.pk is not None]):
         locked = Mailbox.objects.select_for_update().filter(pk__in=chunk).values_list("pk", "version")
         versions.update(locked)
-    facts = RuleFacts([after for _, after in changes])
+    facts = RuleFacts([after for _, after in changes], held)
     org = None
     now = timezone.now()
     saved: list[tuple[Mailbox, list[str]]] = []
     written_fields: set[str] = set()
+    new: list[Mailbox] = []  # held mailboxes, written with their changes
+    updated: list[Mailbox] = []
     for index, (before, mailbox) in enumerate(changes):
-        if versions.get(before.pk) != before.version:
+        if before.pk is None:
+            new.append(mailbox)
+        elif versions.get(before.pk) != before.version:
             raise RecordFailed(index, StaleEditError(Mailbox.objects.get(pk=before.pk)))
         if _regarding(mailbox) != _regarding(before):
             raise RecordFailed(index, ValidationError(_REGARDING_FIXED))
@@ -238,10 +289,15 @@ def mailboxes_save(changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: s
             continue
         mailbox.version = before.version + 1
         mailbox.modified_on = now
-        written_fields.update(history.changed_fields(before, mailbox, ignore=()))
         saved.append((mailbox, changed))
+        if before.pk is not None:
+            written_fields.update(history.changed_fields(before, mailbox, ignore=()))
+            updated.append(mailbox)
+    if new:
+        _insert_rows(Mailbox, new)
+    if updated:
+        _update_rows(updated, sorted(written_fields))
     if saved:
-        _update_rows([mailbox for mailbox, _ in saved], sorted(written_fields))
         for mailbox, changed in saved:
             if "email" in changed:
                 _sync_regarding_email(mailbox)
@@ -251,6 +307,12 @@ def mailboxes_save(changes: list[tuple[Mailbox, Mailbox]], *, actor=None, via: s
             if key not in messages:
                 messages[key] = history.change_message(Mailbox, changed, via)
         insert_log_entries(actor, [(mailbox, CHANGE, messages[tuple(changed)]) for mailbox, changed in saved])
+
+
+def held_mailboxes_insert(mailboxes: list[Mailbox]) -> None:
+    """Write mailboxes `users_insert` held back, as it would have written them (they were
+    validated there)."""
+    _insert_rows(Mailbox, mailboxes)
 
 
 def _update_rows(rows: list[Mailbox], names: list[str]) -> None:

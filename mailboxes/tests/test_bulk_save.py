@@ -41,6 +41,8 @@ def test_new_users_get_their_mailbox_and_an_addition_entry(org, profile, sysadmi
         assert mailbox.approval_status == "pending"  # M13a: the organisation requires approval
         entry = LogEntry.objects.get(object_id=str(user.pk), content_type__model="user")
         assert (entry.user, entry.change_message) == (sysadmin, "Added (via test).")
+    # Unusable passwords differ from user to user, as Django's set_unusable_password() makes them.
+    assert len(set(User.objects.filter(username__in=["ann", "ben"]).values_list("password", flat=True))) == 2
 
 
 def test_a_taken_username_is_refused_as_user_insert_refuses_it(make_user):
@@ -153,3 +155,38 @@ def test_a_call_costs_the_same_queries_for_few_or_many_mailboxes(make_user, sysa
             mailboxes_save([edited(row, name=f"Renamed {row.pk}") for row in rows], actor=sysadmin)
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_a_held_mailbox_is_written_once_as_created_then_changed(org, profile, sysadmin):
+    org.default_server_profile = profile
+    org.save()
+    ann, ben = new_users("ann", "ben")
+
+    users_insert([ann, ben], actor=sysadmin, via="test", hold=lambda user: user is ann)
+
+    held = ann.mailbox
+    assert held.pk is None and not Mailbox.objects.filter(email="ann@example.test").exists()
+    assert ben.mailbox.pk is not None  # not held: written as always
+    changes = [edited(held, name="Ann's box")]
+    mailboxes_save(changes, actor=sysadmin, via="test", held={"ann@example.test": held})
+
+    written = Mailbox.objects.get(user=ann)
+    assert (written.name, written.server_profile) == ("Ann's box", profile)
+    assert written.approval_status == "pending"
+    assert written.version == 2  # as user_insert, then mailbox_save, would leave it
+    entry = LogEntry.objects.get(object_id=str(written.pk), content_type__model="mailbox")
+    assert (entry.user, entry.change_message) == (sysadmin, "Changed Name (via test).")
+
+
+def test_a_held_mailbox_holds_its_address(org):
+    (ann,) = new_users("ann")
+    users_insert([ann], hold=lambda user: True)
+    held = {"ann@example.test": ann.mailbox}
+
+    with pytest.raises(RecordFailed) as raised:
+        users_insert([user_build(username="ben", email="ANN@example.test")], held=held)
+    assert raised.value.error.message_dict == {"email": ["Another mailbox already uses this email address."]}
+
+    # Its own change does not count as another mailbox taking the address.
+    mailboxes_save([edited(ann.mailbox, name="Ann's box")], held=held)
+    assert Mailbox.objects.get(user=ann).name == "Ann's box"
