@@ -18,8 +18,7 @@ OLD_INDEXES = [f"mailbox_{column}_trgm" for column in TRIGRAM_COLUMNS]
 
 FORWARD_SQL = [
     'ALTER TABLE "mailboxes_mailbox_search" ADD CONSTRAINT "mailbox_search_mailbox_fk" '
-    'FOREIGN KEY ("mailbox_id") REFERENCES "mailboxes_mailbox" ("id") ON DELETE CASCADE '
-    "DEFERRABLE INITIALLY DEFERRED",
+    'FOREIGN KEY ("mailbox_id") REFERENCES "mailboxes_mailbox" ("id") ON DELETE CASCADE',
     """
     CREATE FUNCTION mailboxes_mailbox_search_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
