@@ -376,7 +376,7 @@ class Mailbox(models.Model):
         profile = self.server_profile if self.server_profile_id else None
         is_user, is_queue, is_forward = (self.kind == k for k in self.Kind)
 
-        if self.kind not in self.Kind.values:
+        if self.kind not in _KINDS:
             add("__all__", "A mailbox is a user, queue or forward mailbox.")
         if (is_user and not (self.user_id and not self.queue_id)) or (
             is_queue and not (self.queue_id and not self.user_id)
@@ -473,3 +473,6 @@ class Mailbox(models.Model):
         # each one again with a query of its own (about 20 per save); the constraints stay
         # as the database's backstop instead.
         return
+
+
+_KINDS = frozenset(Mailbox.Kind.values)  # clean() runs for every row of a bulk change

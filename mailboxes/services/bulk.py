@@ -212,12 +212,15 @@ def mailboxes_set_delivery_methods(
 
 _FIELDS = [f for f in Mailbox._meta.concrete_fields if f.name not in _BOOKKEEPING_FIELDS]
 _values_of = operator.attrgetter(*(f.attname for f in _FIELDS))
+_MAILBOX_COLUMNS = [f.name for f in Mailbox._meta.concrete_fields]
 
 
 def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
     outcome = BulkOutcome()
     rows = list(
         Mailbox.objects.select_related("user", "queue")
+        # Of the user and queue, only what the rules read (M16; a queue mailbox's owner).
+        .only(*_MAILBOX_COLUMNS, "user__is_active", "queue__is_active", "queue__owner_id")
         .select_for_update(of=("self",))
         .filter(pk__in=ids)
         .order_by("pk")
@@ -234,6 +237,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
 
     updates: dict[tuple, list[Mailbox]] = defaultdict(list)
     entries = []
+    messages: dict[tuple, object] = {}  # the history message of each set of changed fields
     for row in rows:
         touched = _changed(before[row.pk], _values_of(row))
         if _PER_RECORD_FIELDS & {f.name for f in touched}:
@@ -256,7 +260,10 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
             if old != value
         )
         updates[new_values].append(row)
-        entries.append((row, CHANGE, history.change_message(Mailbox, [f.name for f in changed])))
+        names = tuple(f.name for f in changed)
+        if names not in messages:
+            messages[names] = history.change_message(Mailbox, list(names))
+        entries.append((row, CHANGE, messages[names]))
 
     now = timezone.now()
     for new_values, group in updates.items():
