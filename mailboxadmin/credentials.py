@@ -22,6 +22,16 @@ CREDENTIAL_COLUMNS = (
     ),
 )
 
+# Committed writes a window of rows is spread over. A page of the mailbox table holds
+# 16-19 rows and, at fillfactor 80, free room for about 4 more versions. Were a page's
+# rows all rewritten in one transaction, the room would run out after ~4 and the rest
+# would be non-HOT updates, each touching every index of the table. Dealing the rows of
+# a window out over 8 writes puts at most 3 rows of a page in any one write; each write
+# commits before the next touches the page, which then prunes the versions it left
+# behind (no snapshot holds them), so every update finds room and stays HOT. 8 rather
+# than the bare minimum leaves room for a write whose predecessor was not yet pruned.
+WRITES_PER_WINDOW = 8
+
 
 @dataclass
 class RotationReport:
@@ -33,11 +43,15 @@ class RotationReport:
 def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progress=None) -> RotationReport:
     """Re-encrypt every stored credential with the first key of FIELD_ENCRYPTION_KEYS.
 
-    Works in batches by primary key, each committed on its own, so an interrupted run
-    can simply be started again: values already under the first key are left alone.
-    A value no key decrypts is reported by record and never written.
+    Reads a window of batch_size × WRITES_PER_WINDOW rows by primary key and writes
+    its re-encrypted values in WRITES_PER_WINDOW transactions of at most batch_size
+    rows, each committed on its own and holding every WRITES_PER_WINDOW-th row of the
+    window (see WRITES_PER_WINDOW for why). An interrupted run can simply be started
+    again: values already under the first key are left alone. A value no key decrypts
+    is reported by record and never written.
     """
     report = RotationReport()
+    window_size = batch_size * WRITES_PER_WINDOW
     for label, column, record in CREDENTIAL_COLUMNS:
         model = apps.get_model(label)
         last_pk = 0
@@ -46,27 +60,35 @@ def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progres
                 model.objects.filter(pk__gt=last_pk)
                 .exclude(**{column: ""})
                 .order_by("pk")
-                .values_list("pk", column)[:batch_size]
+                .values_list("pk", column)[:window_size]
             )
             if not rows:
                 break
             last_pk = rows[-1][0]
-            updates = []
-            for pk, token in rows:
-                report.examined += 1
-                try:
-                    rotated = encryption.reencrypt_under_primary(token, record=record.format(pk=pk))
-                except encryption.CredentialDecryptionError:
-                    report.undecryptable.append(record.format(pk=pk))
-                    continue
-                if rotated is not None:
-                    updates.append((pk, rotated))
+            updates = _reencrypt(rows, record, report)
             report.changed += len(updates)
             if updates and not dry_run:
-                _write(model, column, updates)
+                for residue in range(WRITES_PER_WINDOW):
+                    if write := updates[residue::WRITES_PER_WINDOW]:
+                        _write(model, column, write)
             if progress:
                 progress(report)
     return report
+
+
+def _reencrypt(rows: list[tuple[int, str]], record: str, report: RotationReport) -> list[tuple[int, str]]:
+    """(pk, new token) for each row not yet under the first key; the rest counted or reported."""
+    updates = []
+    for pk, token in rows:
+        report.examined += 1
+        try:
+            rotated = encryption.reencrypt_under_primary(token, record=record.format(pk=pk))
+        except encryption.CredentialDecryptionError:
+            report.undecryptable.append(record.format(pk=pk))
+            continue
+        if rotated is not None:
+            updates.append((pk, rotated))
+    return updates
 
 
 def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
