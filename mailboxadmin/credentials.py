@@ -1,5 +1,7 @@
 """Every stored credential column, and re-encrypting them under the first key."""
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.apps import apps
@@ -43,52 +45,83 @@ class RotationReport:
 def rotate_credentials(*, batch_size: int = 1000, dry_run: bool = False, progress=None) -> RotationReport:
     """Re-encrypt every stored credential with the first key of FIELD_ENCRYPTION_KEYS.
 
-    Reads a window of batch_size × WRITES_PER_WINDOW rows by primary key and writes
-    its re-encrypted values in WRITES_PER_WINDOW transactions of at most batch_size
-    rows, each committed on its own and holding every WRITES_PER_WINDOW-th row of the
-    window (see WRITES_PER_WINDOW for why). An interrupted run can simply be started
-    again: values already under the first key are left alone. A value no key decrypts
-    is reported by record and never written.
+    Reads a window of batch_size × WRITES_PER_WINDOW rows by primary key and writes its
+    re-encrypted values in WRITES_PER_WINDOW transactions of at most batch_size rows,
+    each committed on its own and holding every WRITES_PER_WINDOW-th row of the window
+    (see WRITES_PER_WINDOW for why). An interrupted run can simply be started again:
+    values already under the first key are left alone. A value no key decrypts is
+    reported by record and never written.
     """
     report = RotationReport()
-    window_size = batch_size * WRITES_PER_WINDOW
-    for label, column, record in CREDENTIAL_COLUMNS:
-        model = apps.get_model(label)
-        last_pk = 0
-        while True:
-            rows = list(
-                model.objects.filter(pk__gt=last_pk)
-                .exclude(**{column: ""})
-                .order_by("pk")
-                .values_list("pk", column)[:window_size]
-            )
-            if not rows:
-                break
-            last_pk = rows[-1][0]
-            updates = _reencrypt(rows, record, report)
-            report.changed += len(updates)
-            if updates and not dry_run:
-                for residue in range(WRITES_PER_WINDOW):
-                    if write := updates[residue::WRITES_PER_WINDOW]:
-                        _write(model, column, write)
-            if progress:
-                progress(report)
+    reencrypt = encryption.Reencryptor()
+    with _window_writer(dry_run=dry_run) as write_window:
+        for label, column, record in CREDENTIAL_COLUMNS:
+            model = apps.get_model(label)
+            for rows in _windows(model, column, size=batch_size * WRITES_PER_WINDOW):
+                updates = []
+                for pk, token in rows:
+                    report.examined += 1
+                    try:
+                        rotated = reencrypt(token, record=record.format(pk=pk))
+                    except encryption.CredentialDecryptionError:
+                        report.undecryptable.append(record.format(pk=pk))
+                        continue
+                    if rotated is not None:
+                        updates.append((pk, rotated))
+                report.changed += len(updates)
+                if updates:
+                    write_window(model, column, updates)
+                if progress:
+                    progress(report)
     return report
 
 
-def _reencrypt(rows: list[tuple[int, str]], record: str, report: RotationReport) -> list[tuple[int, str]]:
-    """(pk, new token) for each row not yet under the first key; the rest counted or reported."""
-    updates = []
-    for pk, token in rows:
-        report.examined += 1
-        try:
-            rotated = encryption.reencrypt_under_primary(token, record=record.format(pk=pk))
-        except encryption.CredentialDecryptionError:
-            report.undecryptable.append(record.format(pk=pk))
-            continue
-        if rotated is not None:
-            updates.append((pk, rotated))
-    return updates
+def _windows(model, column: str, *, size: int):
+    """The (pk, token) rows holding a value, `size` at a time in primary key order."""
+    last_pk = 0
+    while rows := list(
+        model.objects.filter(pk__gt=last_pk)
+        .exclude(**{column: ""})
+        .order_by("pk")
+        .values_list("pk", column)[:size]
+    ):
+        yield rows
+        last_pk = rows[-1][0]
+
+
+@contextmanager
+def _window_writer(*, dry_run: bool):
+    """A function that writes a window's updates, dealt out over WRITES_PER_WINDOW commits.
+
+    On PostgreSQL, outside a caller's transaction, the writes run on a second connection
+    in one thread: psycopg2 lets go of the GIL while the server works, so the next
+    window is decrypted and re-encrypted meanwhile. At most one window waits to be
+    written, and a failed write is raised here before anything else is written.
+    """
+
+    def write_window(model, column, updates):
+        for residue in range(WRITES_PER_WINDOW):
+            if write := updates[residue::WRITES_PER_WINDOW]:
+                _write(model, column, write)
+
+    if dry_run:
+        yield lambda model, column, updates: None
+    elif connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield write_window
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rotate-writer") as writer:
+            pending = writer.submit(lambda: None)
+
+            def write_window_in_thread(model, column, updates):
+                nonlocal pending
+                pending.result()
+                pending = writer.submit(write_window, model, column, updates)
+
+            try:
+                yield write_window_in_thread
+                pending.result()
+            finally:
+                writer.submit(lambda: connection.close())  # the writer thread's own connection
 
 
 def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
