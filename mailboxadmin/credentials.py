@@ -130,16 +130,14 @@ def _write(model, column: str, updates: list[tuple[int, str]]) -> None:
     quoted = connection.ops.quote_name(column)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
-
-            execute_values(
-                cursor.cursor,
-                f"UPDATE {table} AS t SET {quoted} = v.token FROM (VALUES %s) AS v(id, token) WHERE t.id = v.id",  # noqa: S608, E501
-                updates,
-                page_size=len(updates),
+            ids, tokens = zip(*updates, strict=True)
+            cursor.execute(
+                f"UPDATE {table} AS t SET {quoted} = v.token"  # noqa: S608
+                " FROM unnest(%s::bigint[], %s::text[]) AS v(id, token) WHERE t.id = v.id",
+                [list(ids), list(tokens)],
             )
         else:
             cursor.executemany(
                 f"UPDATE {table} SET {quoted} = %s WHERE id = %s",  # noqa: S608
-                [(t, pk) for pk, t in updates],
+                [(token, pk) for pk, token in updates],
             )
