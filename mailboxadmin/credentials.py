@@ -93,10 +93,11 @@ def _windows(model, column: str, *, size: int):
 def _window_writer(*, dry_run: bool):
     """A function that writes a window's updates, dealt out over WRITES_PER_WINDOW commits.
 
-    On PostgreSQL, outside a caller's transaction, the writes run on a second connection
-    in one thread: psycopg2 lets go of the GIL while the server works, so the next
-    window is decrypted and re-encrypted meanwhile. At most one window waits to be
-    written, and a failed write is raised here before anything else is written.
+    On PostgreSQL, outside a caller's transaction (whose rows a second connection would
+    not see), the writes run on a second connection in one thread: psycopg2 lets go of
+    the GIL while the server works, so the next window is decrypted and re-encrypted
+    meanwhile. At most one window waits to be written, and a failed write is raised
+    here before anything else is written.
     """
 
     def write_window(model, column, updates):
@@ -106,7 +107,7 @@ def _window_writer(*, dry_run: bool):
 
     if dry_run:
         yield lambda model, column, updates: None
-    elif connection.vendor != "postgresql" or connection.in_atomic_block:
+    elif connection.vendor != "postgresql" or connection.in_atomic_block or not connection.get_autocommit():
         yield write_window
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rotate-writer") as writer:

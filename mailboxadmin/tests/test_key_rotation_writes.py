@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from mailboxadmin import encryption
 from mailboxadmin.credentials import WRITES_PER_WINDOW
@@ -139,3 +139,53 @@ def test_committed_writes_leave_every_row_on_its_page_on_postgresql(settings):
     pages_after = page_of_each_row()
     moved = [pk for pk in ids if pages_after[pk] != pages_before[pk]]
     assert len(moved) <= len(ids) // 20
+
+
+@contextmanager
+def update_refused_for(pk: int):
+    """A trigger that makes the database refuse any UPDATE of mailbox `pk`."""
+    if ON_POSTGRESQL:
+        create = [
+            "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse_update BEFORE UPDATE ON mailboxes_mailbox FOR EACH ROW "
+            f"WHEN (OLD.id = {int(pk)}) EXECUTE FUNCTION refuse_update()",
+        ]
+        drop = ["DROP TRIGGER refuse_update ON mailboxes_mailbox", "DROP FUNCTION refuse_update()"]
+    else:
+        create = [
+            f"CREATE TRIGGER refuse_update BEFORE UPDATE ON mailboxes_mailbox WHEN OLD.id = {int(pk)} "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_update"]
+    with connection.cursor() as cursor:
+        for statement in create:
+            cursor.execute(statement)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for statement in drop:
+                cursor.execute(statement)
+
+
+# On PostgreSQL the writes run in the writer thread, on SQLite in the command's own.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_refused_write_stops_the_run_and_a_second_run_finishes_it(mailboxes_with_passwords, settings):
+    ids = mailboxes_with_passwords
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, *settings.FIELD_ENCRYPTION_KEYS]
+    first_window = ids[:16]  # --batch-size 2: writes [0, 8], [1, 9], … of the first 16 rows
+    tokens_before = dict(Mailbox.objects.values_list("pk", "password_ciphertext"))
+
+    with update_refused_for(first_window[3]), pytest.raises(DatabaseError, match="refused by the test"):
+        rotate("--batch-size", "2")
+
+    rewritten = {pk for pk in ids if Mailbox.objects.get(pk=pk).password_ciphertext != tokens_before[pk]}
+    assert rewritten == {first_window[r] for r in (0, 1, 2)} | {first_window[r + 8] for r in (0, 1, 2)}
+
+    out = rotate("--batch-size", "2")
+
+    assert "re-encrypted 14 with the first key" in out
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    assert {m.get_password() for m in Mailbox.objects.filter(pk__in=ids)} == {"Plain-Text-Secret-42"}
