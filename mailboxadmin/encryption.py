@@ -47,10 +47,6 @@ def multi_fernet() -> MultiFernet:
     return _multi_fernet(_keys())
 
 
-def primary_fernet() -> Fernet:
-    return _fernets(_keys())[0]
-
-
 def generate_key() -> str:
     return Fernet.generate_key().decode()
 
