@@ -47,10 +47,6 @@ def multi_fernet() -> MultiFernet:
     return _multi_fernet(_keys())
 
 
-def primary_fernet() -> Fernet:
-    return _fernets(_keys())[0]
-
-
 def generate_key() -> str:
     return Fernet.generate_key().decode()
 
@@ -76,25 +72,31 @@ def decrypt(token: str, *, record: str) -> str:
         ) from exc
 
 
-def reencrypt_under_primary(token: str, *, record: str) -> str | None:
-    """`token` re-encrypted under the first key, or None when it already is.
+class Reencryptor:
+    """Re-encrypts tokens under the first key of FIELD_ENCRYPTION_KEYS, as read when made.
 
-    One decryption attempt per key at most (MultiFernet.rotate would try the first key
-    twice for a token under an older one)."""
-    data = token.encode()
-    primary = primary_fernet()
-    try:
-        primary.decrypt(data)
-        return None
-    except (InvalidToken, ValueError):
-        pass
-    for fernet in _fernets(_keys())[1:]:
-        try:
-            plaintext = fernet.decrypt(data)
-        except (InvalidToken, ValueError):
-            continue
-        return primary.encrypt(plaintext).decode()
-    raise CredentialDecryptionError(
-        f"The stored password of {record} cannot be decrypted with any key in "
-        "FIELD_ENCRYPTION_KEYS; nothing was rotated."
-    )
+    Each token is tried under one key after another, starting with the key that
+    decrypted the previous token: a rotation meets long runs of tokens under one key, so
+    most tokens cost one decryption, plus one encryption when that key is not the first.
+    """
+
+    def __init__(self):
+        keys = tuple(dict.fromkeys(_keys()))  # a key listed twice is still the first key
+        self._fernets = _fernets(keys)
+        self._order = list(range(len(keys)))
+
+    def __call__(self, token: str, *, record: str) -> str | None:
+        """`token` re-encrypted under the first key, or None when it already is."""
+        data = token.encode()
+        for position, index in enumerate(self._order):
+            try:
+                plaintext = self._fernets[index].decrypt(data)
+            except (InvalidToken, ValueError):
+                continue
+            if position:
+                self._order.insert(0, self._order.pop(position))
+            return None if index == 0 else self._fernets[0].encrypt(plaintext).decode()
+        raise CredentialDecryptionError(
+            f"The stored password of {record} cannot be decrypted with any key in "
+            "FIELD_ENCRYPTION_KEYS; nothing was rotated."
+        )

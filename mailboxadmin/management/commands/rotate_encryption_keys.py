@@ -18,7 +18,10 @@ class Command(BaseCommand):
             "--batch-size",
             type=int,
             default=1000,
-            help="Rows read and written per transaction (default 1000).",
+            help=(
+                "Rows written per committed transaction (default 1000); "
+                "eight times as many are read at a time."
+            ),
         )
 
     def handle(self, *args, dry_run, batch_size, **options):
