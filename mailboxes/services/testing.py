@@ -17,8 +17,10 @@ recorded by the calling thread, one mailbox per transaction.
 
 import itertools
 import logging
+import queue
+import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -68,8 +70,10 @@ NOTHING_TO_TEST_NOTE = (
 )
 # Mailboxes are loaded, tested and recorded this many at a time.
 BATCH_SIZE = 500
-# Finished tests are recorded together, at most this many in one transaction.
+# Finished tests are recorded together: at most this many in one transaction, waiting at
+# most this long (seconds) after the first for others to finish.
 RECORD_GROUP = 100
+RECORD_WAIT = 0.1
 
 
 # Permission ---------------------------------------------------------------------------
@@ -434,6 +438,7 @@ def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
         yield from _record_group_safely(decided[start : start + RECORD_GROUP], actor)
     with ExitStack() as pools:
         futures = {}
+        finished = queue.SimpleQueue()  # futures, as they finish
         for profile_plans in by_profile.values():
             cap = profile_plans[0].mailbox.server_profile.max_connections
             # One worker per allowed connection: each worker holds at most one open
@@ -441,14 +446,24 @@ def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
             workers = max(1, min(cap, len(profile_plans)))
             pool = pools.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailtest"))
             for plan in profile_plans:
-                futures[pool.submit(_connect, plan)] = plan
-        pending = set(futures)
-        while pending:
-            # Whatever has finished by now is recorded together, while the workers go on.
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            group = [(futures[future], _outcomes(futures[future], future)) for future in done]
-            for start in range(0, len(group), RECORD_GROUP):
-                yield from _record_group_safely(group[start : start + RECORD_GROUP], actor)
+                future = pool.submit(_connect, plan)
+                futures[future] = plan
+                future.add_done_callback(finished.put)
+        unrecorded = len(futures)
+        while unrecorded:
+            # Tests finishing within RECORD_WAIT of each other are recorded together,
+            # while the workers go on testing.
+            group = [finished.get()]
+            deadline = time.monotonic() + RECORD_WAIT
+            while len(group) < min(RECORD_GROUP, unrecorded):
+                try:
+                    group.append(finished.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            unrecorded -= len(group)
+            yield from _record_group_safely(
+                [(futures[future], _outcomes(futures[future], future)) for future in group], actor
+            )
 
 
 def _outcomes(plan: _Plan, future) -> dict[str, Outcome | None]:
