@@ -92,11 +92,15 @@ class _Watchdog:
 
     def schedule(self, deadline: "Deadline", seconds: float) -> None:
         with self._condition:
-            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._sequence), deadline))
+            entry = (time.monotonic() + seconds, next(self._sequence), deadline)
+            heapq.heappush(self._due, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="mail-deadlines", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            if self._due[0] is entry:
+                # Due before whatever the thread waits for: wake it. (Dialogues mostly
+                # share one timeout, so a new deadline is rarely the first due.)
+                self._condition.notify()
 
     def _run(self) -> None:
         while True:
