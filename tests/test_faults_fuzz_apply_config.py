@@ -93,7 +93,8 @@ def broken_files(draw):
         how = draw(st.sampled_from(["set", "set", "set", "drop", "record", "section", "twice", "file"]))
         if how == "file":
             return draw(json_values())
-        if how == "section" or not isinstance(data.get(section), dict | list):
+        shape = dict if section == "settings" else list  # an earlier draw may have replaced it
+        if how == "section" or not isinstance(data.get(section), shape):
             data[section] = draw(json_values())
             continue
         if section == "settings":
