@@ -296,7 +296,7 @@ def mailboxes_save(
     if new:
         _insert_rows(Mailbox, new)
     if updated:
-        _update_rows(updated, sorted(written_fields))
+        update_rows(updated, sorted(written_fields))
     if saved:
         for mailbox, changed in saved:
             if "email" in changed:
@@ -315,7 +315,7 @@ def held_mailboxes_insert(mailboxes: list[Mailbox]) -> None:
     _insert_rows(Mailbox, mailboxes)
 
 
-def _update_rows(rows: list[Mailbox], names: list[str]) -> None:
+def update_rows(rows: list[Mailbox], names: list[str]) -> None:
     """Write the fields `names` of each of `rows` (all Mailbox rows), as save() would."""
     connection = connections[router.db_for_write(Mailbox)]
     if connection.vendor != "postgresql":

@@ -12,7 +12,8 @@ Entry points (views, admin actions, commands) call:
   values of a server profile form before they are saved.
 
 Network work happens in worker threads that never touch the database; results are
-recorded by the calling thread, one mailbox per transaction.
+recorded by the calling thread, the tests that finish close together in one transaction
+(a few statements for the whole group, whatever its size).
 """
 
 import itertools
@@ -34,7 +35,7 @@ from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
-from mailboxes.services.bulk_save import _update_rows, insert_log_entries
+from mailboxes.services.bulk_save import insert_log_entries, update_rows
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
@@ -323,7 +324,7 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
         rows.append(current)
         alerts.extend(mailbox_alerts)
     if rows:
-        _update_rows(rows, _RECORDED_FIELDS)
+        update_rows(rows, _RECORDED_FIELDS)
         MailboxAlert.objects.bulk_create(alerts)
         insert_log_entries(actor, entries)
     return results
