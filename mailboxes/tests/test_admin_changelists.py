@@ -6,7 +6,7 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import path
+from django.urls import path, reverse
 
 from mailboxadmin.admin_tools import pagination
 from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
@@ -132,6 +132,16 @@ def test_substring_search_is_served_by_a_trigram_index_on_postgresql(sysadmin_cl
         cursor.execute("EXPLAIN " + page)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert re.search(r"Bitmap Index Scan on mailbox_search_(name|email|username)_trgm", plan), plan
+
+
+def test_row_links_lead_to_each_rows_change_form(sysadmin_client, many_mailboxes):
+    response = sysadmin_client.get("/admin/mailboxes/mailbox/")
+    cl = response.context["cl"]
+
+    for mailbox in cl.result_list:
+        url = reverse("admin:mailboxes_mailbox_change", args=[mailbox.pk])
+        assert cl.url_for_result(mailbox) == url
+        assert f'href="{url}"' in response.content.decode()
 
 
 def test_every_filter_the_issue_names_is_offered(sysadmin_client, many_mailboxes):
