@@ -346,9 +346,9 @@ class Mailbox(models.Model):
 
     # Validation ------------------------------------------------------------------
 
-    # M11 and M14 read other rows. A bulk change (mailboxes/services/bulk.py) sets this
-    # to an object answering both questions from facts prefetched for a whole chunk of
-    # rows, so that validating one row costs no query; left None, they are queried.
+    # M11, M14 and M16 read other rows. A bulk change (mailboxes/services/bulk.py) sets
+    # this to an object answering them from facts fetched once for a whole chunk of rows,
+    # so that validating one row costs no query; left None, they are queried.
     rule_facts = None
 
     def email_is_taken(self) -> bool:
@@ -362,6 +362,14 @@ class Mailbox(models.Model):
         if self.rule_facts is not None:
             return self.rule_facts.forward_target_exists(self)
         return Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists()
+
+    def regarding_is_inactive(self) -> bool:
+        """M16: the user or queue this mailbox is regarding is inactive."""
+        name = "user" if self.kind == self.Kind.USER else "queue"
+        if self.rule_facts is not None and not self._meta.get_field(name).is_cached(self):
+            return self.rule_facts.regarding_is_inactive(self)
+        regarding = getattr(self, name)
+        return regarding is not None and not regarding.is_active
 
     def clean(self):
         if not self.allow_credentials:
@@ -459,10 +467,7 @@ class Mailbox(models.Model):
                     "server profile; create one with New Forward Mailbox first.",
                 )
         # M16: a user's or queue's mailbox is active only while its user or queue is.
-        if self.is_active and (
-            (is_user and self.user and not self.user.is_active)
-            or (is_queue and self.queue and not self.queue.is_active)
-        ):
+        if self.is_active and (is_user or is_queue) and self.regarding_is_inactive():
             add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")
         if errors:
             raise ValidationError(errors)

@@ -6,15 +6,17 @@ validates each constraint with a query of its own); here a chunk of a thousand r
 costs seven queries in all, and no rule is skipped:
 
 1. The selected ids are read once and handled in chunks of `CHUNK_SIZE`. Each chunk is
-   one transaction: its rows are loaded with their user and queue in one query and
-   locked (`SELECT … FOR UPDATE OF`), so no other save can slip in between validation
-   and the write; their server profiles (an organisation has a few) are read once.
+   one transaction: its rows are loaded in one query and locked (`SELECT … FOR
+   UPDATE`), so no other save can slip in between validation and the write; their
+   server profiles (an organisation has a few) are read once.
 2. The change is applied to each row in memory and the row is validated by the model
    itself: `clean_fields()` for the fields the change touched (the others were validated
-   when they were written) and `clean()`, which holds the mailbox rules M1–M16. The two
-   rules that read other rows, M11 (the address is unique) and M14 (a usable forward
-   mailbox exists), are answered by `bulk_save.RuleFacts`, fetched with one query each per chunk
-   and handed to the row as its `rule_facts`, instead of one query per row.
+   when they were written) and `clean()`, which holds the mailbox rules M1–M16. The
+   rules that read other rows, M11 (the address is unique), M14 (a usable forward
+   mailbox exists) and M16 (its user or queue is active), are answered by
+   `bulk_save.RuleFacts`, fetched with one query each per chunk and handed to the row as
+   its `rule_facts`, instead of one query per row (the same facts give a queue
+   mailbox's owner, which follows its queue).
    `Meta.constraints` are not re-evaluated in Python (Django runs one query per
    constraint per row for that): each rule they hold is also in `clean()`, and the
    database enforces them on the UPDATE all the same. Foreign keys are not re-checked
@@ -212,19 +214,13 @@ def mailboxes_set_delivery_methods(
 
 _FIELDS = [f for f in Mailbox._meta.concrete_fields if f.name not in _BOOKKEEPING_FIELDS]
 _values_of = operator.attrgetter(*(f.attname for f in _FIELDS))
-_MAILBOX_COLUMNS = [f.name for f in Mailbox._meta.concrete_fields]
 
 
 def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
     outcome = BulkOutcome()
-    rows = list(
-        Mailbox.objects.select_related("user", "queue")
-        # Of the user and queue, only what the rules read (M16; a queue mailbox's owner).
-        .only(*_MAILBOX_COLUMNS, "user__is_active", "queue__is_active", "queue__owner_id")
-        .select_for_update(of=("self",))
-        .filter(pk__in=ids)
-        .order_by("pk")
-    )
+    # Users and queues are not loaded: what the rules read of them (M16, a queue
+    # mailbox's owner) comes from RuleFacts, one query for the whole chunk.
+    rows = list(Mailbox.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     # An organisation has a few profiles and many mailboxes: each profile is read once.
     profiles = EmailServerProfile.objects.in_bulk({row.server_profile_id for row in rows} - {None})
     before = {}
@@ -247,7 +243,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
             outcome.refuse(row.email, error)
             continue
         if row.kind == Mailbox.Kind.QUEUE:
-            row.owner_id = row.queue.owner_id  # follows the queue, as in mailbox_save
+            row.owner_id = facts.queue_owner_id(row.queue_id)  # follows the queue, as in mailbox_save
         changed = _changed(before[row.pk], _values_of(row))
         if not changed:
             outcome.unchanged += 1

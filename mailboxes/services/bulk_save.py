@@ -52,7 +52,7 @@ from django.utils import timezone
 
 from mailboxadmin import history
 from mailboxadmin.exceptions import StaleEditError
-from mailboxes.models import Mailbox, OrganizationSettings, User
+from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from mailboxes.services.mailboxes import (
     _RESET_BY_FIELD,
     _sync_regarding_email,
@@ -104,7 +104,7 @@ def _is_forward_target(mailbox: Mailbox) -> bool:
 
 
 class RuleFacts:
-    """M11 and M14 for a list of mailboxes saved in order, from one query each.
+    """M11, M14 and M16 for a list of mailboxes saved in order, from one query each.
 
     Handed to each mailbox as its `rule_facts` (see Mailbox.email_is_taken); `accept()`
     records that a mailbox was saved, so that the records after it see it. `held`
@@ -123,6 +123,31 @@ class RuleFacts:
                     self._holders[address].add(_key(held[address]))
         self._forward_rows = sum(1 for m in mailboxes if m.is_forward)
         self._targets: set | None = None
+        self._user_ids = {m.user_id for m in mailboxes if m.user_id is not None}
+        self._queue_ids = {m.queue_id for m in mailboxes if m.queue_id is not None}
+        self._inactive_users: set | None = None
+        self._queues: dict[int, tuple[bool, int | None]] | None = None
+
+    def regarding_is_inactive(self, mailbox: Mailbox) -> bool:
+        """M16, for a mailbox whose user or queue is not loaded."""
+        if mailbox.kind == Mailbox.Kind.USER:
+            if self._inactive_users is None:
+                self._inactive_users = set(
+                    User.objects.filter(pk__in=self._user_ids, is_active=False).values_list("pk", flat=True)
+                )
+            return mailbox.user_id in self._inactive_users
+        active, _owner = self._queue(mailbox.queue_id)
+        return not active
+
+    def queue_owner_id(self, queue_id: int) -> int | None:
+        """The owner of a queue of the list's mailboxes (a queue mailbox's owner follows it)."""
+        return self._queue(queue_id)[1]
+
+    def _queue(self, queue_id: int) -> tuple[bool, int | None]:
+        if self._queues is None:
+            rows = Queue.objects.filter(pk__in=self._queue_ids).values_list("pk", "is_active", "owner_id")
+            self._queues = {pk: (active, owner) for pk, active, owner in rows}
+        return self._queues.get(queue_id, (True, None))
 
     def email_is_taken(self, mailbox: Mailbox) -> bool:
         return bool(self._holders.get(mailbox.email.lower(), set()) - {_key(mailbox)})

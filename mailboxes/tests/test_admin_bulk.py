@@ -7,7 +7,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-from mailboxes.models import Mailbox, TestStatus
+from mailboxes.models import Mailbox, Queue, TestStatus, User
 from mailboxes.services.bulk import (
     BulkOutcome,
     Refusal,
@@ -36,21 +36,44 @@ def target(make_profile):
 def test_queries_per_chunk_do_not_depend_on_its_rows(
     many_mailboxes, target, sysadmin, django_assert_num_queries
 ):
-    # SAVEPOINT; the chunk, locked, with user and queue; its server profiles; the owners
-    # of its addresses (M11); one UPDATE (all rows get the same new values); the history
-    # entries in one INSERT; RELEASE SAVEPOINT.
+    # SAVEPOINT; the chunk, locked; its server profiles; the owners of its addresses
+    # (M11); its inactive users and its queues' states and owners (M16, one query per
+    # kind of mailbox present); one UPDATE (all rows get the same new values); the
+    # history entries in one INSERT; RELEASE SAVEPOINT.
     selected = ids(many_mailboxes)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):
         outcome = mailboxes_set_server_profile(selected, server_profile=target, actor=sysadmin)
 
     assert outcome.updated == len(selected)
     assert not outcome.refused
 
 
+def test_rules_reading_users_and_queues_hold_without_loading_them(
+    many_mailboxes, target, sysadmin, make_user
+):
+    idle = make_user("idle").mailbox
+    # Rows as an edit outside the application could leave them: an active mailbox of an
+    # inactive user (M16), a queue whose owner its mailbox does not follow yet.
+    User.objects.filter(pk=idle.user_id).update(is_active=False)
+    queued = Mailbox.objects.filter(kind="queue").first()
+    Queue.objects.filter(pk=queued.queue_id).update(owner=sysadmin)
+
+    outcome = mailboxes_set_server_profile([idle.pk, queued.pk], server_profile=target, actor=sysadmin)
+
+    assert [r.record for r in outcome.refused] == [idle.email]
+    assert "cannot be active while its user is inactive" in outcome.refused[0].reasons
+    assert Mailbox.objects.get(pk=idle.pk).server_profile_id != target.pk
+    assert Mailbox.objects.values_list("server_profile_id", "owner_id").get(pk=queued.pk) == (
+        target.pk,
+        sysadmin.pk,
+    )
+
+
 def test_chunks_each_cost_the_same(many_mailboxes, target, sysadmin, django_assert_num_queries):
     rows = sorted(ids(many_mailboxes))[:10]
 
-    with django_assert_num_queries(2 * 7):  # two chunks of five, as above
+    # Two chunks of five user mailboxes: as above, without the queues' query.
+    with django_assert_num_queries(2 * 8):
         mailboxes_change(
             rows, change=lambda m: setattr(m, "server_profile", target), actor=sysadmin, chunk_size=5
         )
