@@ -3,15 +3,14 @@ rule holds; a mailbox that would break one is left unchanged and listed with the
 
 from django.contrib import admin
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from mailboxadmin.admin_tools import outcome_level
 from mailboxes.admin.forms import SetDeliveryMethodsForm, SetServerProfileForm
-from mailboxes.models import Mailbox
 from mailboxes.services.bulk import (
     BulkOutcome,
+    mailboxes_each,
     mailboxes_set_delivery_methods,
     mailboxes_set_server_profile,
 )
@@ -22,8 +21,6 @@ from mailboxes.services.mailboxes import (
 )
 from mailboxes.services.testing import schedule_mailbox_tests
 
-PER_RECORD_CHUNK = 500
-
 
 def selected_ids(queryset) -> list[int]:
     return list(queryset.order_by().values_list("pk", flat=True))
@@ -31,22 +28,7 @@ def selected_ids(queryset) -> list[int]:
 
 def each_mailbox(queryset, apply) -> BulkOutcome:
     """Call `apply(mailbox)` (a service) for each selected mailbox, one transaction each."""
-    outcome = BulkOutcome()
-    ids = sorted(selected_ids(queryset))
-    for start in range(0, len(ids), PER_RECORD_CHUNK):
-        chunk = ids[start : start + PER_RECORD_CHUNK]
-        for mailbox in Mailbox.objects.select_related("server_profile", "user", "queue").filter(pk__in=chunk):
-            version = mailbox.version
-            try:
-                saved = apply(mailbox)
-            except ValidationError as error:
-                outcome.refuse(mailbox.email, error)
-                continue
-            if saved.version != version:
-                outcome.updated += 1
-            else:
-                outcome.unchanged += 1
-    return outcome
+    return mailboxes_each(selected_ids(queryset), apply)
 
 
 def report(modeladmin, request, outcome: BulkOutcome, verb: str = "updated") -> None:

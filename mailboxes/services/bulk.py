@@ -279,17 +279,31 @@ def _changed(old: tuple, new: tuple) -> list[models.Field]:
 
 def _change_one_by_one(ids: list[int], change, actor) -> BulkOutcome:
     """The single-record path, for a chunk the database refused as a whole."""
-    outcome = BulkOutcome()
-    for mailbox in Mailbox.objects.select_related("server_profile", "user", "queue").filter(pk__in=ids):
-        version = mailbox.version
+
+    def save(mailbox: Mailbox) -> Mailbox:
         change(mailbox)
-        try:
-            saved = mailbox_save(mailbox, actor=actor)
-        except ValidationError as error:
-            outcome.refuse(mailbox.email, error)
-            continue
-        if saved.version != version:
-            outcome.updated += 1
-        else:
-            outcome.unchanged += 1
+        return mailbox_save(mailbox, actor=actor)
+
+    return mailboxes_each(ids, save)
+
+
+def mailboxes_each(mailbox_ids: Iterable[int], apply: Callable[[Mailbox], Mailbox]) -> BulkOutcome:
+    """Call `apply(mailbox)` (a single-record service, which saves and returns the
+    mailbox) for each mailbox, a transaction each; count what changed and list what a
+    rule refused."""
+    outcome = BulkOutcome()
+    ids = sorted(set(mailbox_ids))
+    for start in range(0, len(ids), CHUNK_SIZE):
+        chunk = ids[start : start + CHUNK_SIZE]
+        for mailbox in Mailbox.objects.select_related("server_profile", "user", "queue").filter(pk__in=chunk):
+            version = mailbox.version
+            try:
+                saved = apply(mailbox)
+            except ValidationError as error:
+                outcome.refuse(mailbox.email, error)
+                continue
+            if saved.version != version:
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
     return outcome
