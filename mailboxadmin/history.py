@@ -49,17 +49,28 @@ def field_labels(model: type[models.Model], names: list[str]) -> list[str]:
     return labels
 
 
+# The LogEntry fields entry_rows() gives, in order.
+ENTRY_FIELDS = ("user_id", "content_type_id", "object_id", "object_repr", "action_flag", "change_message")
+
+
 def entry_values(actor, obj, flag, message) -> dict:
-    """The field values of the LogEntry recording `message` about `obj` (unsaved rows
-    for a bulk insert are built from these too)."""
-    return {
-        "user_id": actor.pk,
-        "content_type_id": ContentType.objects.get_for_model(obj, for_concrete_model=False).pk,
-        "object_id": str(obj.pk),
-        "object_repr": str(obj)[:200],
-        "action_flag": flag,
-        "change_message": json.dumps(message) if isinstance(message, list) else message,
-    }
+    """The field values of the LogEntry recording `message` about `obj`."""
+    (row,) = entry_rows(actor, [(obj, flag, message)])
+    return dict(zip(ENTRY_FIELDS, row, strict=True))
+
+
+def entry_rows(actor, entries) -> list[tuple]:
+    """The values (ENTRY_FIELDS, in order) of the LogEntry rows recording many
+    (obj, action flag, message) triples, as bulk saves insert them."""
+    content_types: dict[type, int] = {}
+    rows = []
+    for obj, flag, message in entries:
+        model = type(obj)
+        if model not in content_types:
+            content_types[model] = ContentType.objects.get_for_model(obj, for_concrete_model=False).pk
+        change_message = json.dumps(message) if isinstance(message, list) else message
+        rows.append((actor.pk, content_types[model], str(obj.pk), str(obj)[:200], flag, change_message))
+    return rows
 
 
 def _log(actor, obj, flag, message) -> None:

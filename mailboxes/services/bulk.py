@@ -41,6 +41,7 @@ consequences (M12 keeps the user's or queue's address in step, M1 fixes the kind
 through `mailbox_save`.
 """
 
+import json
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -55,6 +56,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from mailboxadmin import history
+from mailboxadmin.lookups import AnyOf
 from mailboxes.models import Mailbox
 from mailboxes.services.bulk_save import RuleFacts, insert_log_entries, mailbox_errors
 from mailboxes.services.mailboxes import _RESET_BY_FIELD, mailbox_save, reset_test_results
@@ -220,7 +222,7 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
     outcome = BulkOutcome()
     # Users and queues are not loaded: what the rules read of them (M16, a queue
     # mailbox's owner) comes from RuleFacts, one query for the whole chunk.
-    rows = list(Mailbox.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    rows = list(Mailbox.objects.select_for_update().filter(AnyOf(F("pk"), ids)).order_by("pk"))
     # An organisation has a few profiles and many mailboxes: each profile is read once.
     profiles = EmailServerProfile.objects.in_bulk({row.server_profile_id for row in rows} - {None})
     before = {}
@@ -248,6 +250,11 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
         if not changed:
             outcome.unchanged += 1
             continue
+        names = tuple(f.name for f in changed)
+        if names not in messages:
+            # Stored as LogEntry stores a list message: its JSON, encoded once per set.
+            messages[names] = json.dumps(history.change_message(Mailbox, list(names)))
+        entries.append((row, CHANGE, messages[names]))
         stale = {w for f in changed for w in _RESET_BY_FIELD.get(f.name, ())}
         reset_test_results(row, stale)
         new_values = tuple(
@@ -256,14 +263,10 @@ def _change_chunk(ids: list[int], change, actor) -> BulkOutcome:
             if old != value
         )
         updates[new_values].append(row)
-        names = tuple(f.name for f in changed)
-        if names not in messages:
-            messages[names] = history.change_message(Mailbox, list(names))
-        entries.append((row, CHANGE, messages[names]))
 
     now = timezone.now()
     for new_values, group in updates.items():
-        Mailbox.objects.filter(pk__in=[row.pk for row in group]).update(
+        Mailbox.objects.filter(AnyOf(F("pk"), [row.pk for row in group])).update(
             **dict(new_values), version=F("version") + 1, modified_on=now
         )
         for row in group:

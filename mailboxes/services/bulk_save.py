@@ -47,11 +47,13 @@ from types import MappingProxyType
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from mailboxadmin import history
 from mailboxadmin.exceptions import StaleEditError
+from mailboxadmin.lookups import AnyOf
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from mailboxes.services.mailboxes import (
     _RESET_BY_FIELD,
@@ -115,7 +117,7 @@ class RuleFacts:
         addresses = sorted({m.email.lower() for m in mailboxes if m.email})
         self._holders: dict[str, set] = defaultdict(set)
         for chunk in _chunks(addresses):
-            found = Mailbox.objects.annotate(address=Lower("email")).filter(address__in=chunk)
+            found = Mailbox.objects.annotate(address=Lower("email")).filter(AnyOf(F("address"), chunk))
             for address, pk in found.values_list("address", "pk"):
                 self._holders[address].add(pk)
             for address in chunk:
@@ -133,7 +135,9 @@ class RuleFacts:
         if mailbox.kind == Mailbox.Kind.USER:
             if self._inactive_users is None:
                 self._inactive_users = set(
-                    User.objects.filter(pk__in=self._user_ids, is_active=False).values_list("pk", flat=True)
+                    User.objects.filter(AnyOf(F("pk"), self._user_ids), is_active=False).values_list(
+                        "pk", flat=True
+                    )
                 )
             return mailbox.user_id in self._inactive_users
         active, _owner = self._queue(mailbox.queue_id)
@@ -145,7 +149,9 @@ class RuleFacts:
 
     def _queue(self, queue_id: int) -> tuple[bool, int | None]:
         if self._queues is None:
-            rows = Queue.objects.filter(pk__in=self._queue_ids).values_list("pk", "is_active", "owner_id")
+            rows = Queue.objects.filter(AnyOf(F("pk"), self._queue_ids)).values_list(
+                "pk", "is_active", "owner_id"
+            )
             self._queues = {pk: (active, owner) for pk, active, owner in rows}
         return self._queues.get(queue_id, (True, None))
 
@@ -418,15 +424,15 @@ def insert_log_entries(actor, entries: list[tuple]) -> None:
     functions write them one by one."""
     if actor is None or actor.pk is None or not entries:
         return
-    values = [history.entry_values(actor, obj, flag, message) for obj, flag, message in entries]
+    rows = history.entry_rows(actor, entries)
     connection = connections[router.db_for_write(LogEntry)]
     if connection.vendor != "postgresql":
-        LogEntry.objects.bulk_create([LogEntry(**row) for row in values], batch_size=BATCH_SIZE)
+        objs = [LogEntry(**dict(zip(history.ENTRY_FIELDS, row, strict=True))) for row in rows]
+        LogEntry.objects.bulk_create(objs, batch_size=BATCH_SIZE)
         return
-    names = list(values[0])
-    fields = [LogEntry._meta.get_field("action_time")] + [LogEntry._meta.get_field(n) for n in names]
+    fields = [LogEntry._meta.get_field(name) for name in ("action_time", *history.ENTRY_FIELDS)]
     now = timezone.now()
-    _insert_values(connection, LogEntry, fields, [[now, *row.values()] for row in values])
+    _insert_values(connection, LogEntry, fields, [(now, *row) for row in rows])
 
 
 def _insert_values(connection, model, fields: list, rows: list[list]) -> list:
