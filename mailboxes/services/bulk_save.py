@@ -113,8 +113,18 @@ class RuleFacts:
     mailboxes (validated, not written yet; by lowercased address) hold their addresses too.
     """
 
-    def __init__(self, mailboxes: list[Mailbox], held: Mapping[str, Mailbox] = _NOTHING_HELD):
-        addresses = sorted({m.email.lower() for m in mailboxes if m.email})
+    def __init__(
+        self,
+        mailboxes: list[Mailbox],
+        held: Mapping[str, Mailbox] = _NOTHING_HELD,
+        *,
+        addresses_as_loaded: bool = False,
+    ):
+        """`addresses_as_loaded`: every mailbox keeps the address it was loaded with,
+        locked (a set-wise change of other fields). The unique index on the lowercased
+        address already holds M11 for those, so it is not read again."""
+        self._addresses_as_loaded = addresses_as_loaded
+        addresses = [] if addresses_as_loaded else sorted({m.email.lower() for m in mailboxes if m.email})
         self._holders: dict[str, set] = defaultdict(set)
         for chunk in _chunks(addresses):
             found = Mailbox.objects.annotate(address=Lower("email")).filter(AnyOf(F("address"), chunk))
@@ -156,6 +166,8 @@ class RuleFacts:
         return self._queues.get(queue_id, (True, None))
 
     def email_is_taken(self, mailbox: Mailbox) -> bool:
+        if self._addresses_as_loaded:
+            return False
         return bool(self._holders.get(mailbox.email.lower(), set()) - {_key(mailbox)})
 
     def forward_target_exists(self, mailbox: Mailbox) -> bool:
