@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
 from mailboxadmin.exceptions import StaleEditError
+from mailboxadmin.links import pk_links
 from mailboxes.services.bulk import BulkOutcome, reasons
 
 
@@ -85,17 +86,14 @@ class FastLinksChangeList(ChangeList):
     """Row links built from one reversed URL per page instead of one `reverse()` per row
     (a tenth of a page's time); the same URLs."""
 
-    _PLACEHOLDER = "0"
-
     def url_for_result(self, result):
-        if not hasattr(self, "_change_url"):
-            self._change_url = reverse(
+        if not hasattr(self, "_change_link"):
+            self._change_link = pk_links(
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
-                args=(self._PLACEHOLDER,),
                 current_app=self.model_admin.admin_site.name,
-            ).rsplit(f"/{self._PLACEHOLDER}/", 1)
-        prefix, suffix = self._change_url
-        return f"{prefix}/{quote(getattr(result, self.pk_attname))}/{suffix}"
+                quote=quote,
+            )
+        return self._change_link(getattr(result, self.pk_attname))
 
 
 class ServiceModelAdmin(admin.ModelAdmin):

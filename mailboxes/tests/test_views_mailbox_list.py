@@ -52,6 +52,15 @@ def test_list_shows_the_columns(sysadmin_client, make_user):
     assert ">Alice Example</a>" in html
 
 
+def test_rows_link_to_each_mailbox_and_its_user_or_queue(sysadmin_client, make_user, make_queue):
+    user, queue = make_user(full_name="Alice Example"), make_queue(name="Support")
+    html = sysadmin_client.get("/mailboxes/").content.decode()
+    for mailbox, regarding in [(user.mailbox, user), (queue.mailbox, queue)]:
+        # The links are formatted from one reverse() per page: the same URLs as reverse().
+        assert f'<a href="{mailbox.get_absolute_url()}">{mailbox.name}</a>' in html
+        assert f'<a href="{regarding.get_absolute_url()}">{regarding}</a>' in html
+
+
 def test_list_offers_new_forward_mailbox(sysadmin_client):
     html = sysadmin_client.get("/mailboxes/").content.decode()
     assert '<a class="btn btn--primary" href="/mailboxes/new-forward/">New Forward Mailbox</a>' in html

@@ -3,6 +3,7 @@
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
@@ -73,6 +74,14 @@ class MailboxListView(KeysetListView):
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
         )
+        # Each row's links, from one reverse() per kind of link.
+        links = {name: pk_links(f"{name}:edit") for name in ("mailboxes", "users", "queues")}
+        for mailbox in context["page"]:
+            mailbox.edit_link = links["mailboxes"](mailbox.pk)
+            if mailbox.user_id is not None:
+                mailbox.regarding_link = links["users"](mailbox.user_id)
+            elif mailbox.queue_id is not None:
+                mailbox.regarding_link = links["queues"](mailbox.queue_id)
         return context
 
 
