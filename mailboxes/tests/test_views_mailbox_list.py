@@ -359,3 +359,15 @@ def test_search_results_page_in_order(sysadmin_client, profile):
     assert names(follow_link(sysadmin_client, descending, "next")) == [
         f"Box {i:04d}" for i in range(19, -1, -1)
     ]
+
+
+def test_column_labels_are_the_fields_display_values(make_user):
+    from mailboxes.templatetags.mailbox_lists import label
+
+    mailbox = make_user().mailbox
+    fields = [f.name for f in Mailbox._meta.concrete_fields if f.choices]
+    assert "incoming_status" in fields
+    for name in fields:
+        assert label(mailbox, name) == getattr(mailbox, f"get_{name}_display")(), name
+    mailbox.state = "no-such-state"  # not a choice: shown as stored, as Django does
+    assert label(mailbox, "state") == mailbox.get_state_display() == "no-such-state"
