@@ -142,7 +142,15 @@ def keyset_page(
         queryset = queryset.filter(_beyond(keys, after_values, forward=not descending))
     elif walking_back:
         queryset = queryset.filter(_beyond(keys, before_values, forward=descending))
-    rows = list(queryset.order_by(*order)[: per_page + 1])
+    page_query = queryset.order_by(*order)
+    if sort_matches:
+        # The page's ids first, from the matching rows alone; then just those rows with
+        # what the queryset joins (select_related). Joining every match before sorting
+        # them costs more than finding them, for a search that matches thousands. Still
+        # one query: the ids are its subquery.
+        page_ids = page_query.values("pk")[: per_page + 1]
+        page_query = queryset.filter(pk__in=page_ids).order_by(*order)
+    rows = list(page_query[: per_page + 1])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if walking_back:
