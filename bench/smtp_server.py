@@ -1,15 +1,13 @@
 """aiosmtpd for the Test & Enable benchmark, in a process of its own so that its event
 loop does not compete with the testing client for one interpreter lock.
 
-The same server as the suite's (tests/fixtures/mailservers.py): AUTH in plain text for
-the test account, no mail accepted. Prints its port, then serves until standard input
-closes.
+The same server as the suite's (tests/fixtures/mailservers.py and smtp_server.py): AUTH
+in plain text for the test account, no mail accepted. Prints its port, then serves until
+standard input closes.
 """
 
 import logging
 import sys
-
-from aiosmtpd.controller import Controller
 
 from tests.fixtures.mailservers import (
     LOOPBACK,
@@ -19,6 +17,7 @@ from tests.fixtures.mailservers import (
     _authenticator,
     free_port,
 )
+from tests.fixtures.smtp_server import SMTPController
 
 
 def main() -> int:
@@ -27,12 +26,12 @@ def main() -> int:
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     for _attempt in range(3):
         port = free_port()
-        controller = Controller(
+        controller = SMTPController(
             _AcceptNothing(),
             hostname=LOOPBACK,
             port=port,
             server_hostname="localhost",
-            authenticator=_authenticator(MAIL_USERNAME, MAIL_PASSWORD),
+            authenticator=_authenticator((MAIL_USERNAME, MAIL_PASSWORD)),
             auth_require_tls=False,
         )
         try:

@@ -11,12 +11,15 @@ def is_host_name(value: str) -> bool:
     """A DNS host name or an IP address, without scheme, port or path."""
     if not value or len(value) > 253:
         return False
+    # Labels first: most values are names (and IPv4 addresses pass as labels of digits);
+    # Django's address check raises a translated ValidationError for every name.
+    if all(_HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        return True
     try:
         validate_ipv46_address(value)
-        return True
     except ValidationError:
-        pass
-    return all(_HOST_LABEL.match(label) for label in value.rstrip(".").split("."))
+        return False
+    return True
 
 
 def is_https_url(value: str) -> bool:
@@ -27,5 +30,8 @@ def is_https_url(value: str) -> bool:
     return parts.scheme == "https" and is_host_name(parts.hostname or "")
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def has_control_characters(value: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    return _CONTROL_CHARACTER.search(value) is not None

@@ -258,7 +258,7 @@ def users_insert(
         accepted.append(user)
     # A mailbox is validated with its user saved, as user_insert does; the users after
     # the first refused one never get that far.
-    _insert_rows(User, accepted)
+    insert_rows(User, accepted)
     org = OrganizationSettings.load()
     mailboxes = [mailbox_build(kind=Mailbox.Kind.USER, regarding=user, org=org) for user in accepted]
     facts = RuleFacts(mailboxes, held)
@@ -272,7 +272,7 @@ def users_insert(
     if hold is not None:
         # A user without an id (a database that does not return them) has its mailbox written.
         mailboxes = [m for m in mailboxes if m.user.pk is None or not hold(m.user)]
-    _insert_rows(Mailbox, mailboxes)
+    insert_rows(Mailbox, mailboxes)
     message = history.addition_message(via)
     insert_log_entries(actor, [(user, ADDITION, message) for user in accepted])
     return users
@@ -337,7 +337,7 @@ def mailboxes_save(
             written_fields.update(history.changed_fields(before, mailbox, ignore=()))
             updated.append(mailbox)
     if new:
-        _insert_rows(Mailbox, new)
+        insert_rows(Mailbox, new)
     if updated:
         update_rows(updated, sorted(written_fields))
     if saved:
@@ -355,7 +355,7 @@ def mailboxes_save(
 def held_mailboxes_insert(mailboxes: list[Mailbox]) -> None:
     """Write mailboxes `users_insert` held back, as it would have written them (they were
     validated there)."""
-    _insert_rows(Mailbox, mailboxes)
+    insert_rows(Mailbox, mailboxes)
 
 
 def update_rows(rows: list[Mailbox], names: list[str]) -> None:
@@ -371,12 +371,13 @@ def update_rows(rows: list[Mailbox], names: list[str]) -> None:
     types = [field.db_type(connection) for field in fields]
     assignments = ", ".join(f"{c} = v.{c}::{t}" for c, t in zip(columns, types, strict=True))
     row_sql = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+    preparers = [_preparer(field, connection, inserting=False) for field in fields]
     with connection.cursor() as cursor:
         for batch in _chunks(rows, BATCH_SIZE):
             params = []
             for row in batch:
                 params.append(row.pk)
-                params.extend(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields)
+                params.extend(prepare(row) for prepare in preparers)
             cursor.execute(
                 # Quoted names of our own table and columns; every value is a parameter.
                 f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row_sql] * len(batch))}) "  # noqa: S608
@@ -397,10 +398,11 @@ _PLAIN_VALUES = {
 }
 
 
-def _preparer(field, connection):
-    """A function giving the value INSERT stores for `field` of an object, as bulk_create would."""
+def _preparer(field, connection, *, inserting: bool = True):
+    """A function giving the value INSERT (or UPDATE) stores for `field` of an object, as
+    bulk_create (or bulk_update: no auto_now stamping, the caller sets the times) would."""
     attname, prepare = field.attname, field.get_db_prep_save
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+    if inserting and (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)):
         return lambda obj: prepare(field.pre_save(obj, True), connection)
     plain_types = _PLAIN_VALUES.get(field.get_internal_type())
     if plain_types is not None:
@@ -413,7 +415,7 @@ def _preparer(field, connection):
     return lambda obj: prepare(getattr(obj, attname), connection)
 
 
-def _insert_rows(model, objs: list) -> None:
+def insert_rows(model, objs: list) -> None:
     """bulk_create(objs) of new rows, which get their ids, as save() would store them."""
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":

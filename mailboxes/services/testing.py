@@ -13,14 +13,16 @@ Entry points (views, admin actions, commands) call:
 
 Network work happens in worker threads that never touch the database; results are
 recorded by the calling thread, the tests that finish close together in one transaction
-(a few statements for the whole group, whatever its size).
+(a few statements for the whole group, whatever its size). Mailboxes are loaded and
+planned BATCH_SIZE at a time, the next batch while the last half of the previous one is
+still being tested.
 """
 
 import itertools
 import logging
 import queue
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
-from mailboxes.services.bulk_save import insert_log_entries, update_rows
+from mailboxes.services.bulk_save import insert_log_entries, insert_rows, update_rows
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
@@ -288,7 +290,7 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
     alerts and history entries, a statement each for the whole group."""
     locked = (
         Mailbox.objects.select_for_update(of=("self",))
-        .select_related("server_profile")
+        .annotate(profile_version=F("server_profile__version"))
         .filter(pk__in=[plan.mailbox.pk for plan, _outcomes in items])
         .order_by("pk")  # the same lock order in every worker: no deadlock between them
     )
@@ -325,7 +327,7 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
         alerts.extend(mailbox_alerts)
     if rows:
         update_rows(rows, _RECORDED_FIELDS)
-        MailboxAlert.objects.bulk_create(alerts)
+        insert_rows(MailboxAlert, alerts)
         insert_log_entries(actor, entries)
     return results
 
@@ -333,8 +335,7 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
 def _outcome(plan: _Plan, outcomes: dict, current: Mailbox) -> tuple[MailboxTestResult, list, str]:
     """Apply a plan's outcomes to the locked `current`: the result, its alerts, a summary."""
     result = MailboxTestResult(current.pk, current.email, tested=plan.tested, note=plan.note)
-    profile_version = current.server_profile.version if current.server_profile else None
-    if _configuration(current, profile_version) != plan.configuration:
+    if _configuration(current, current.profile_version) != plan.configuration:
         result.tested, result.note = False, CHANGED_NOTE
     if not result.tested:
         return result, [_alert(current, MailboxAlert.Severity.WARNING, result.note)], ""
@@ -410,61 +411,88 @@ def run_mailbox_tests(mailbox_ids: Iterable[int], *, actor=None, on_result=None)
     mailbox is recorded. Returns the results in the order they were recorded.
     """
     results: list[MailboxTestResult] = []
-    ids = iter(mailbox_ids)
-    while batch := list(itertools.islice(ids, BATCH_SIZE)):
-        for result in _run_batch(batch, actor):
+
+    def collect(recorded: Iterable[MailboxTestResult]) -> None:
+        for result in recorded:
             results.append(result)
             if on_result is not None:
                 on_result(result)
+
+    ids = iter(mailbox_ids)
+    with _Run(actor) as run:
+        while batch := list(itertools.islice(ids, BATCH_SIZE)):
+            collect(run.start(batch))
+            # Record until half a batch is left testing, then load and plan the next
+            # batch while those go on: the connections never wait for the database.
+            collect(run.record(keep=BATCH_SIZE // 2))
+        collect(run.record(keep=0))
     return results
 
 
-def _run_batch(ids: list[int], actor) -> Iterable[MailboxTestResult]:
-    org = OrganizationSettings.load()
-    mailboxes = Mailbox.objects.filter(pk__in=ids).select_related("server_profile").order_by("pk")
-    plans = []
-    for mailbox in mailboxes:
-        try:
-            plans.append(_plan(mailbox, org))
-        except Exception:  # one broken mailbox must not stop the others
-            logger.exception("Could not prepare the test of mailbox %s", mailbox.pk)
-    by_profile: dict[int, list[_Plan]] = {}
-    decided = []
-    for plan in plans:
-        if plan.connects:
-            by_profile.setdefault(plan.mailbox.server_profile_id, []).append(plan)
-        else:
-            decided.append((plan, plan.work))
-    for start in range(0, len(decided), RECORD_GROUP):
-        yield from _record_group_safely(decided[start : start + RECORD_GROUP], actor)
-    with ExitStack() as pools:
-        futures = {}
-        finished = queue.SimpleQueue()  # futures, as they finish
-        for profile_plans in by_profile.values():
-            cap = profile_plans[0].mailbox.server_profile.max_connections
-            # One worker per allowed connection: each worker holds at most one open
-            # connection at a time, so the profile's cap holds (A6).
-            workers = max(1, min(cap, len(profile_plans)))
-            pool = pools.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailtest"))
-            for plan in profile_plans:
-                future = pool.submit(_connect, plan)
-                futures[future] = plan
-                future.add_done_callback(finished.put)
-        unrecorded = len(futures)
-        while unrecorded:
+class _Run:
+    """Mailboxes being tested: one pool of workers per server profile, as many as its
+    Maximum Concurrent Connections (read when the run first meets the profile), each
+    worker holding at most one connection at a time, so the profile's cap holds (A6)."""
+
+    def __init__(self, actor):
+        self.actor = actor
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._testing: dict = {}  # future -> plan, until recorded
+        self._finished = queue.SimpleQueue()  # futures, as they finish
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "_Run":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()  # waits for the connections under way (each bounded by its timeout)
+
+    def start(self, ids: list[int]) -> list[MailboxTestResult]:
+        """Plan the mailboxes `ids` and start their connections; record at once those
+        decided without connecting (and return their results)."""
+        org = OrganizationSettings.load()
+        mailboxes = Mailbox.objects.filter(pk__in=ids).select_related("server_profile").order_by("pk")
+        decided = []
+        for mailbox in mailboxes:
+            try:
+                plan = _plan(mailbox, org)
+            except Exception:  # one broken mailbox must not stop the others
+                logger.exception("Could not prepare the test of mailbox %s", mailbox.pk)
+                continue
+            if plan.connects:
+                future = self._pool(mailbox.server_profile).submit(_connect, plan)
+                self._testing[future] = plan
+                future.add_done_callback(self._finished.put)
+            else:
+                decided.append((plan, plan.work))
+        return [
+            result
+            for start in range(0, len(decided), RECORD_GROUP)
+            for result in _record_group_safely(decided[start : start + RECORD_GROUP], self.actor)
+        ]
+
+    def record(self, *, keep: int) -> Iterator[MailboxTestResult]:
+        """Record tests as they finish until at most `keep` are still under way."""
+        while len(self._testing) > keep:
             # Tests finishing within RECORD_WAIT of each other are recorded together,
             # while the workers go on testing.
-            group = [finished.get()]
+            group = [self._finished.get()]
             deadline = time.monotonic() + RECORD_WAIT
-            while len(group) < min(RECORD_GROUP, unrecorded):
+            while len(group) < min(RECORD_GROUP, len(self._testing)):
                 try:
-                    group.append(finished.get(timeout=max(0.0, deadline - time.monotonic())))
+                    group.append(self._finished.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            unrecorded -= len(group)
-            yield from _record_group_safely(
-                [(futures[future], _outcomes(futures[future], future)) for future in group], actor
+            plans = [self._testing.pop(future) for future in group]
+            items = [(plan, _outcomes(plan, future)) for plan, future in zip(plans, group, strict=True)]
+            yield from _record_group_safely(items, self.actor)
+
+    def _pool(self, profile: EmailServerProfile) -> ThreadPoolExecutor:
+        if profile.pk not in self._pools:
+            self._pools[profile.pk] = self._stack.enter_context(
+                ThreadPoolExecutor(max_workers=max(1, profile.max_connections), thread_name_prefix="mailtest")
             )
+        return self._pools[profile.pk]
 
 
 def _outcomes(plan: _Plan, future) -> dict[str, Outcome | None]:

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 GREETING_STEP = "reading the server's greeting"
 # After LOGOUT/QUIT a server hangs up at once; one that does not is not waited for long.
 DRAIN_SECONDS = 2.0
+# A reply line longer than this is not a mail server speaking (the longest legitimate
+# ones, IMAP capability lists, are a few hundred bytes); only its start is quoted.
+MAX_LINE = 65536
+MAX_QUOTED_LINE = 200
+RECEIVE_SIZE = 16384
 TLS_PORTS_HINT = "implicit TLS is usually port 993 for IMAP, 995 for POP3 and 465 for SMTP"
 
 
@@ -205,14 +210,23 @@ class Dialogue:
         self._sockets.append(sock)
         self._deadline.watch(sock)
         if endpoint.ssl:
-            with self.negotiating_tls("negotiating TLS"):
-                sock = self.tls_context().wrap_socket(
-                    sock, server_hostname=endpoint.host, do_handshake_on_connect=False
-                )
-                self._sockets.append(sock)
-                sock.do_handshake()
+            sock = self.secure(sock, "negotiating TLS")
         self.step = GREETING_STEP
         return sock
+
+    def connect(self) -> "Wire":
+        """open_socket(), read and written a line at a time."""
+        return Wire(self, self.open_socket())
+
+    def secure(self, sock: socket.socket, step: str) -> ssl.SSLSocket:
+        """TLS on `sock`: the certificate verified for the configured host."""
+        with self.negotiating_tls(step):
+            secured = self.tls_context().wrap_socket(
+                sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False
+            )
+            self._sockets.append(secured)
+            secured.do_handshake()
+        return secured
 
     def tls_context(self) -> ssl.SSLContext:
         return tls_context()
@@ -347,6 +361,67 @@ class Dialogue:
             f"{where} gave an answer the test could not understand while {step} "
             f'({type(exc).__name__}: "{self._quote(detail)}").',
         )
+
+
+class Wire:
+    """A connection's bytes, a line at a time: what the IMAP and SMTP checks speak over.
+
+    Reads wait at most the endpoint's timeout each (the socket's); the Dialogue's
+    deadline bounds them all. A server that closes the connection mid-line raises
+    ConnectionDropped; one that sends a line longer than MAX_LINE, ServerReplyError.
+    """
+
+    def __init__(self, dialogue: Dialogue, sock: socket.socket):
+        self._dialogue, self._sock, self._buffer = dialogue, sock, b""
+
+    def send(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def readline(self) -> bytes:
+        """The next line, with its line ending."""
+        buffer = self._buffer
+        start = 0
+        while (end := buffer.find(b"\n", start)) < 0:
+            if len(buffer) > MAX_LINE:
+                raise ServerReplyError(buffer[:MAX_QUOTED_LINE] + b" ... (a line longer than the limit)")
+            start = len(buffer)
+            buffer += self._receive()
+        self._buffer = buffer[end + 1 :]
+        return buffer[: end + 1]
+
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes."""
+        while len(self._buffer) < size:
+            self._buffer += self._receive()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def start_tls(self, step: str) -> None:
+        """Secure the connection after the server agreed to STARTTLS (or STLS)."""
+        if self._buffer:
+            # Plain-text bytes that came with the go-ahead would be read as if they had
+            # come over TLS (a STARTTLS response injection): refuse them.
+            raise ServerReplyError(
+                self._buffer[:MAX_QUOTED_LINE] + b" (sent before the TLS handshake, so refused)", doing=step
+            )
+        self._sock = self._dialogue.secure(self._sock, step)
+
+    def drain(self) -> None:
+        """Read until the server hangs up, for at most a couple of seconds."""
+        with contextlib.suppress(Exception):
+            self._sock.settimeout(min(self._dialogue.endpoint.timeout, DRAIN_SECONDS))
+            while self._sock.recv(4096):
+                pass
+
+    @property
+    def local_address(self) -> str:
+        return self._sock.getsockname()[0]
+
+    def _receive(self) -> bytes:
+        data = self._sock.recv(RECEIVE_SIZE)
+        if not data:
+            raise ConnectionDropped("the server closed the connection")
+        return data
 
 
 def security(endpoint: Endpoint, *, upgraded: bool, command: str) -> str:

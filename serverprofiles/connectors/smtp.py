@@ -1,18 +1,30 @@
-"""Outgoing over SMTP: connect, implicit TLS or STARTTLS, EHLO, AUTH, QUIT. Never sends mail."""
+"""Outgoing over SMTP: connect, implicit TLS or STARTTLS, EHLO, AUTH, QUIT. Never sends mail.
 
-import smtplib
+Spoken directly over the Dialogue's Wire, as IMAP is (RFC 5321 replies, RFC 3207
+STARTTLS, RFC 4954 AUTH with PLAIN, LOGIN or CRAM-MD5): credentials go as UTF-8, which
+smtplib refused for PLAIN, and a line that is not an SMTP reply is quoted whole.
+"""
+
+import base64
+import hmac
 import socket
 from functools import cache
 
 from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
-    ConnectionDropped,
     Dialogue,
     ServerReplyError,
+    Wire,
     security,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome
+
+EHLO_STEP = "greeting the server (EHLO)"
+STARTTLS_STEP = "negotiating TLS (STARTTLS)"
+AUTH_STEP = "authenticating (AUTH)"
+# In this order of preference where the server offers several.
+MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 
 @cache
@@ -20,115 +32,125 @@ def _local_hostname() -> str:
     return socket.getfqdn()
 
 
-class _LineRecorder:
-    """A reply stream that remembers the last line it read."""
+class _Reply:
+    """A reply: its code and its lines' texts."""
 
-    def __init__(self, stream):
-        self._stream, self.last_line = stream, b""
+    def __init__(self, code: int, lines: list[bytes]):
+        self.code, self.lines = code, lines
 
-    def readline(self, size=-1):
-        self.last_line = self._stream.readline(size)
-        return self.last_line
-
-    def read(self, size=-1):
-        return self._stream.read(size)
-
-    def close(self):
-        self._stream.close()
+    def __str__(self) -> str:
+        return f"{self.code} " + "\n".join(line.decode("utf-8", "replace") for line in self.lines)
 
 
-class _SMTPClient(smtplib.SMTP):
-    """smtplib's client on a socket the Dialogue opened (host, port, TLS, deadline)."""
+class _SMTP:
+    def __init__(self, wire: Wire):
+        self.wire = wire
+        self.extensions: dict[str, str] = {}
 
-    def __init__(self, dialogue: Dialogue):
-        self._dialogue = dialogue
-        self._drain_on_close = False
-        dialogue.client = self
-        super().__init__(
-            dialogue.endpoint.host,
-            dialogue.endpoint.port,
-            local_hostname=_local_hostname(),
-            timeout=dialogue.endpoint.timeout,
-        )
+    def reply(self) -> _Reply:
+        lines = []
+        while True:
+            line = self.wire.readline()
+            code = line[:3]
+            if not (code.isdigit() and len(code) == 3 and line[3:4] in (b"-", b" ", b"\r", b"\n")):
+                raise ServerReplyError(line.strip())  # not an SMTP reply: quote the whole line
+            lines.append(line[4:].strip())
+            if line[3:4] != b"-":
+                return _Reply(int(code), lines)
 
-    def _get_socket(self, host, port, timeout):
-        return self._dialogue.open_socket()
+    def command(self, command: bytes) -> _Reply:
+        self.wire.send(command + b"\r\n")
+        return self.reply()
 
-    def getreply(self):
-        # smtplib drops the first four characters of a line that has no reply code;
-        # keep the whole line so that the message can quote what the server said.
-        if self.file is None and self.sock is not None:
-            self.file = _LineRecorder(self.sock.makefile("rb"))
-        code, message = super().getreply()
-        if code == -1 and isinstance(self.file, _LineRecorder):
-            message = self.file.last_line.strip()
-        return code, message
+    def expect(self, command: bytes, code: int, *, doing: str) -> _Reply:
+        reply = self.command(command)
+        if reply.code != code:
+            raise ServerReplyError(str(reply), doing=doing)
+        return reply
 
-    def close(self):
-        if self._drain_on_close:
-            self._dialogue.drain(self.file, self.sock)
-        super().close()
+    def ehlo(self) -> None:
+        hostname = _local_hostname()
+        if "." not in hostname or not hostname.isascii():  # RFC 5321 4.1.4: an address literal
+            hostname = f"[{self.wire.local_address}]"
+        reply = self.command(b"EHLO " + hostname.encode())
+        if not 200 <= reply.code <= 299:
+            raise ServerReplyError(str(reply), doing=EHLO_STEP)
+        self.extensions = {}
+        for line in reply.lines[1:]:
+            # "AUTH=LOGIN" is how some old servers list AUTH, beside or instead of "AUTH LOGIN".
+            keyword, _, parameters = line.decode("ascii", "replace").replace("=", " ", 1).partition(" ")
+            if keyword:
+                keyword = keyword.upper()
+                self.extensions[keyword] = f"{self.extensions.get(keyword, '')} {parameters.upper()}".strip()
 
-
-def _translate(exc: Exception):
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return ConnectionDropped(str(exc))
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return ServerReplyError(_reply(exc.smtp_code, exc.smtp_error))
-    if isinstance(exc, smtplib.SMTPException):
-        return ServerReplyError(str(exc))
-    return None
-
-
-def _reply(code, message) -> str:
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return f"{code} {message}" if code and code != -1 else str(message)
+    def quit(self) -> None:
+        self.command(b"QUIT")
+        self.wire.drain()
 
 
 def check_smtp(endpoint: Endpoint) -> Outcome:
-    with Dialogue(endpoint, translate=_translate) as dialogue:
-        client = _SMTPClient(dialogue)
-        _ehlo(client, dialogue)
+    with Dialogue(endpoint) as dialogue:
+        smtp = _SMTP(dialogue.connect())
+        greeting = smtp.reply()
+        if greeting.code != 220:
+            raise ServerReplyError(str(greeting))
+        dialogue.step = EHLO_STEP
+        smtp.ehlo()
         secured = endpoint.ssl
-        if not endpoint.ssl and client.has_extn("starttls"):
-            with dialogue.negotiating_tls("negotiating TLS (STARTTLS)"):
-                client.starttls(context=dialogue.tls_context())
+        if not endpoint.ssl and "STARTTLS" in smtp.extensions:
+            dialogue.step = STARTTLS_STEP
+            smtp.expect(b"STARTTLS", 220, doing=STARTTLS_STEP)
+            smtp.wire.start_tls(STARTTLS_STEP)
             secured = True
-            _ehlo(client, dialogue)
+            dialogue.step = EHLO_STEP
+            smtp.ehlo()  # asked anew over TLS (RFC 3207 4.2)
         how = security(endpoint, upgraded=secured, command="STARTTLS")
         if not endpoint.username:
             dialogue.succeed(f"Connected to {endpoint.where} {how} and greeted it; no authentication used.")
         else:
-            dialogue.step = "authenticating (AUTH)"
-            if not client.has_extn("auth"):
-                raise AuthenticationRejected(
-                    explanation=f"{endpoint.where} does not offer authentication (AUTH) on this "
-                    f"connection{'' if secured else '; it may require TLS: turn on Use SSL'}."
-                )
-            try:
-                client.login(endpoint.username, endpoint.password)
-            except smtplib.SMTPAuthenticationError as exc:
-                raise AuthenticationRejected(_reply(exc.smtp_code, exc.smtp_error)) from None
-            except smtplib.SMTPException as exc:
-                if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException)):
-                    raise
-                raise AuthenticationRejected(explanation=f"{endpoint.where}: {exc}") from None
-            except UnicodeEncodeError:
-                raise AuthenticationRejected(
-                    explanation=f"the user name or password holds characters {endpoint.where} "
-                    "cannot be sent in SMTP AUTH."
-                ) from None
+            dialogue.step = AUTH_STEP
+            _authenticate(smtp, endpoint, secured)
             dialogue.succeed(
                 f"Connected to {endpoint.where} {how}, greeted it and authenticated as {endpoint.username}."
             )
-        client._drain_on_close = True
-        dialogue.close_politely(client.quit)
+        dialogue.close_politely(smtp.quit)
     return dialogue.outcome
 
 
-def _ehlo(client: _SMTPClient, dialogue: Dialogue) -> None:
-    dialogue.step = "greeting the server (EHLO)"
-    code, message = client.ehlo()
-    if not 200 <= code <= 299:
-        raise ServerReplyError(_reply(code, message), doing="greeting the server (EHLO)")
+def _authenticate(smtp: _SMTP, endpoint: Endpoint, secured: bool) -> None:
+    if "AUTH" not in smtp.extensions:
+        raise AuthenticationRejected(
+            explanation=f"{endpoint.where} does not offer authentication (AUTH) on this "
+            f"connection{'' if secured else '; it may require TLS: turn on Use SSL'}."
+        )
+    offered = smtp.extensions["AUTH"].split()
+    mechanism = next((m for m in MECHANISMS if m in offered), None)
+    if mechanism is None:
+        raise AuthenticationRejected(
+            explanation=f"{endpoint.where} offers only the authentication mechanisms "
+            f"{', '.join(offered) or '(none)'}; this test can use {', '.join(MECHANISMS)}."
+        )
+    username, password = endpoint.username.encode(), endpoint.password.encode()  # UTF-8 (RFC 4616)
+    if mechanism == "PLAIN":
+        reply = smtp.command(b"AUTH PLAIN " + _b64(b"\0" + username + b"\0" + password))
+        if reply.code == 334:  # a server that ignores the initial response asks for it
+            reply = smtp.command(_b64(b"\0" + username + b"\0" + password))
+    elif mechanism == "LOGIN":
+        reply = smtp.command(b"AUTH LOGIN")
+        for answer in (username, password):
+            if reply.code != 334:
+                break
+            reply = smtp.command(_b64(answer))
+    else:
+        reply = smtp.command(b"AUTH CRAM-MD5")
+        if reply.code == 334:
+            challenge = base64.b64decode(reply.lines[0], validate=False)
+            digest = hmac.new(password, challenge, "md5").hexdigest().encode()
+            reply = smtp.command(_b64(username + b" " + digest))
+    # 503: already authenticated (smtplib counts it a success too).
+    if reply.code not in (235, 503):
+        raise AuthenticationRejected(str(reply))
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.b64encode(data)

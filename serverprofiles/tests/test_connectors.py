@@ -1,8 +1,12 @@
 """Connection tests against real servers: Dovecot for IMAP/POP3, aiosmtpd for SMTP."""
 
+import base64
+import hmac
+
 import pytest
 
 from serverprofiles.connectors import Cause, Endpoint, check_incoming, check_outgoing
+from tests.fixtures.mailservers import UTF8_PASSWORD, UTF8_USERNAME
 
 pytestmark = pytest.mark.servers
 
@@ -118,6 +122,22 @@ def test_smtp_succeeds_over_implicit_tls(smtp_servers, trust_test_certificate):
 
     assert outcome.ok, outcome.message
     assert "over TLS" in outcome.message
+
+
+def test_imap_logs_in_with_a_password_that_is_not_ascii(dovecot, trust_test_certificate):
+    # LOGIN carries ASCII only: the check authenticates with SASL PLAIN, in UTF-8.
+    outcome = check_incoming(imap(dovecot, username=UTF8_USERNAME, password=UTF8_PASSWORD))
+
+    assert outcome.ok, outcome.message
+    assert f"logged in as {UTF8_USERNAME}" in outcome.message
+
+
+def test_smtp_authenticates_with_a_password_that_is_not_ascii(smtp_servers):
+    outcome = check_outgoing(
+        smtp(smtp_servers, port=smtp_servers.plain_port, username=UTF8_USERNAME, password=UTF8_PASSWORD)
+    )
+
+    assert outcome.ok, outcome.message
 
 
 def test_without_credentials_the_check_connects_but_does_not_log_in(dovecot, trust_test_certificate):
@@ -373,6 +393,172 @@ def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server
 
     assert outcome.ok, outcome.message
     assert "(3 messages)" in outcome.message
+
+
+def _smtp_server(auth_line: bytes, authenticate, heard: list):
+    """An SMTP server that lists `auth_line` in its EHLO reply and runs
+    `authenticate(command, lines)` for AUTH, `lines` giving the client's next lines."""
+
+    def script(connection, stopping):
+        lines = connection.makefile("rb")
+        connection.sendall(b"220 localhost ESMTP ready\r\n")
+        for line in lines:
+            heard.append(line)
+            command = line.split(b" ")[0].strip().upper()
+            if command == b"EHLO":
+                connection.sendall(b"250-localhost\r\n" + auth_line + b"\r\n")
+            elif command == b"AUTH":
+                connection.sendall(authenticate(line, lines, connection))
+            elif command == b"QUIT":
+                connection.sendall(b"221 bye\r\n")
+                return
+            else:
+                connection.sendall(b"502 what\r\n")
+
+    return script
+
+
+def _login_exchange(line, lines, connection):
+    connection.sendall(b"334 VXNlcm5hbWU6\r\n")
+    username = base64.b64decode(next(lines).strip()).decode()
+    connection.sendall(b"334 UGFzc3dvcmQ6\r\n")
+    password = base64.b64decode(next(lines).strip()).decode()
+    ok = (username, password) == (UTF8_USERNAME, UTF8_PASSWORD)
+    return b"235 ok\r\n" if ok else b"535 no\r\n"
+
+
+@pytest.mark.parametrize("auth_line", [b"250 AUTH LOGIN", b"250 AUTH=LOGIN"])
+def test_smtp_uses_auth_login_where_plain_is_not_offered(scripted_server, auth_line):
+    # "AUTH=LOGIN" is how some old servers list it.
+    heard = []
+    port = scripted_server(_smtp_server(auth_line, _login_exchange, heard))
+
+    outcome = check_outgoing(
+        Endpoint(
+            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
+        )
+    )
+
+    assert outcome.ok, outcome.message
+    assert heard[1].strip() == b"AUTH LOGIN"
+
+
+def test_smtp_uses_cram_md5_where_it_is_the_only_mechanism(scripted_server):
+    challenge = b"<1896.697170952@localhost>"
+
+    def cram_md5(line, lines, connection):
+        connection.sendall(b"334 " + base64.b64encode(challenge) + b"\r\n")
+        username, _, digest = base64.b64decode(next(lines).strip()).rpartition(b" ")
+        expected = hmac.new(UTF8_PASSWORD.encode(), challenge, "md5").hexdigest().encode()
+        return b"235 ok\r\n" if (username, digest) == (UTF8_USERNAME.encode(), expected) else b"535 no\r\n"
+
+    port = scripted_server(_smtp_server(b"250 AUTH CRAM-MD5", cram_md5, []))
+
+    outcome = check_outgoing(
+        Endpoint(
+            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
+        )
+    )
+
+    assert outcome.ok, outcome.message
+
+
+def test_smtp_offering_no_mechanism_the_check_knows_is_an_authentication_failure(scripted_server):
+    port = scripted_server(_smtp_server(b"250 AUTH GSSAPI NTLM", lambda *_: b"535 no\r\n", []))
+
+    outcome = check_outgoing(
+        Endpoint("smtp", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
+    )
+
+    assert outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert "offers only the authentication mechanisms GSSAPI, NTLM" in outcome.message
+
+
+def _imap_injecting_after_starttls(connection, stopping):
+    connection.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+    tag = connection.makefile("rb").readline().split(b" ")[0]
+    # The go-ahead and, in the same packet, a reply meant to be read as if it came over TLS.
+    connection.sendall(tag + b" OK Begin TLS now\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
+    stopping.wait(5)
+
+
+def _smtp_injecting_after_starttls(connection, stopping):
+    connection.sendall(b"220 localhost ESMTP ready\r\n")
+    lines = connection.makefile("rb")
+    next(lines)
+    connection.sendall(b"250-localhost\r\n250 STARTTLS\r\n")
+    next(lines)
+    connection.sendall(b"220 go ahead\r\n250 injected\r\n")
+    stopping.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("check", "protocol", "script"),
+    [
+        (check_incoming, "imap", _imap_injecting_after_starttls),
+        (check_outgoing, "smtp", _smtp_injecting_after_starttls),
+    ],
+)
+def test_plain_text_sent_with_the_starttls_go_ahead_is_refused(scripted_server, check, protocol, script):
+    port = scripted_server(script)
+
+    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "sent before the TLS handshake, so refused" in outcome.message
+
+
+def test_imap_preauthenticated_connection_with_literals_in_replies_passes(scripted_server):
+    heard = []
+
+    def preauth(connection, stopping):
+        connection.sendall(b"* PREAUTH [CAPABILITY IMAP4rev1] welcome back\r\n")
+        for line in connection.makefile("rb"):
+            heard.append(line)
+            tag, _, rest = line.partition(b" ")
+            if rest.upper().startswith(b"EXAMINE"):
+                # A literal ({5} and its five bytes) in the middle of an untagged reply.
+                connection.sendall(b'* LIST () "/" {5}\r\nINBOX\r\n* 2 EXISTS\r\n' + tag + b" OK done\r\n")
+            elif rest.upper().startswith(b"LOGOUT"):
+                connection.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+            else:
+                connection.sendall(tag + b" BAD what\r\n")
+
+    port = scripted_server(preauth)
+
+    outcome = check_incoming(
+        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
+    )
+
+    assert outcome.ok, outcome.message
+    assert "was pre-authenticated by the server" in outcome.message
+    assert "(2 messages)" in outcome.message
+    assert not any(b"LOGIN" in line.upper() for line in heard)
+
+
+def test_an_imap_server_without_imap4rev1_is_a_server_error(scripted_server):
+    port = scripted_server(lambda connection, stopping: connection.sendall(b"* OK [CAPABILITY POP3] hi\r\n"))
+
+    outcome = check_incoming(Endpoint("imap", "127.0.0.1", port, False, timeout=SHORT))
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "no IMAP4rev1 capability" in outcome.message
+
+
+@pytest.mark.parametrize(("check", "protocol"), [(check_incoming, "imap"), (check_outgoing, "smtp")])
+def test_a_reply_line_without_end_is_cut_off_and_quoted_from_its_start(scripted_server, check, protocol):
+    def endless(connection, stopping):
+        connection.sendall(b"LONG" + b"x" * 70_000)
+        stopping.wait(5)
+
+    port = scripted_server(endless)
+
+    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, timeout=SHORT))
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "LONGxxx" in outcome.message and "(a line longer than the limit)" in outcome.message
+    assert len(outcome.message) < 500
 
 
 # Exchange and the endpoint itself -----------------------------------------------------
