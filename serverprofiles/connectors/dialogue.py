@@ -169,16 +169,15 @@ class Deadline:
 class Dialogue:
     """Context manager around one connection; `outcome` holds the result afterwards.
 
-    `translate` turns a protocol library's own exceptions into ServerReplyError,
-    AuthenticationRejected or ConnectionDropped (or returns None to leave them be).
+    A check opens its connection with `connect()`, speaks over the Wire it returns,
+    keeps `step` up to date, and calls `succeed()`; whatever it raises becomes a failure
+    with a cause.
     """
 
-    def __init__(self, endpoint: Endpoint, *, translate=None):
+    def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
         self.step = "connecting"
         self.outcome: Outcome | None = None
-        self.client = None
-        self._translate = translate
         self._negotiating_tls = False
         self._sockets: list[socket.socket] = []
         self._deadline = Deadline(endpoint.deadline)
@@ -202,8 +201,11 @@ class Dialogue:
             )
         return exc is None or isinstance(exc, Exception)
 
-    def open_socket(self) -> socket.socket:
+    def connect(self) -> "Wire":
         """Connect to the configured host and port (and nowhere else), with TLS if asked."""
+        return Wire(self, self._open_socket())
+
+    def _open_socket(self) -> socket.socket:
         endpoint = self.endpoint
         self.step = "connecting"
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
@@ -214,29 +216,17 @@ class Dialogue:
         self.step = GREETING_STEP
         return sock
 
-    def connect(self) -> "Wire":
-        """open_socket(), read and written a line at a time."""
-        return Wire(self, self.open_socket())
-
     def secure(self, sock: socket.socket, step: str) -> ssl.SSLSocket:
         """TLS on `sock`: the certificate verified for the configured host."""
-        with self.negotiating_tls(step):
-            secured = self.tls_context().wrap_socket(
-                sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False
-            )
-            self._sockets.append(secured)
-            secured.do_handshake()
-        return secured
-
-    def tls_context(self) -> ssl.SSLContext:
-        return tls_context()
-
-    @contextlib.contextmanager
-    def negotiating_tls(self, step: str):
-        self.step, self._negotiating_tls = step, True
-        yield
         # Left set when the handshake raises, so that the failure is classified as TLS.
+        self.step, self._negotiating_tls = step, True
+        secured = tls_context().wrap_socket(
+            sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False
+        )
+        self._sockets.append(secured)
+        secured.do_handshake()
         self._negotiating_tls = False
+        return secured
 
     def succeed(self, message: str) -> None:
         self.outcome = Outcome.success(message)
@@ -247,20 +237,7 @@ class Dialogue:
         with contextlib.suppress(Exception):
             goodbye()
 
-    def drain(self, stream, sock) -> None:
-        """Read until the server closes the connection, for at most a couple of seconds."""
-        with contextlib.suppress(Exception):
-            sock.settimeout(min(self.endpoint.timeout, DRAIN_SECONDS))
-            while stream.read(4096):
-                pass
-
     def _close(self) -> None:
-        client = self.client
-        for name in ("file", "sock"):
-            resource = getattr(client, name, None) if client is not None else None
-            if resource is not None:
-                with contextlib.suppress(Exception):
-                    resource.close()
         for sock in self._sockets:
             with contextlib.suppress(Exception):
                 sock.close()
@@ -276,10 +253,6 @@ class Dialogue:
         return ""
 
     def _classify(self, exc: Exception) -> Outcome:
-        if self._translate is not None and not isinstance(
-            exc, (ServerReplyError, AuthenticationRejected, ConnectionDropped)
-        ):
-            exc = self._translate(exc) or exc
         e, step = self.endpoint, self.step
         where = e.where
         if self._deadline.fired:
@@ -364,7 +337,7 @@ class Dialogue:
 
 
 class Wire:
-    """A connection's bytes, a line at a time: what the IMAP and SMTP checks speak over.
+    """A connection's bytes, a line at a time: what the IMAP, POP3 and SMTP checks speak over.
 
     Reads wait at most the endpoint's timeout each (the socket's); the Dialogue's
     deadline bounds them all. A server that closes the connection mid-line raises

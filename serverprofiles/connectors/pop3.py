@@ -1,60 +1,72 @@
-"""Incoming over POP3: connect, TLS or STLS, USER/PASS, STAT, QUIT."""
+"""Incoming over POP3: connect, TLS or STLS, USER/PASS, STAT, QUIT.
 
-import poplib
+Spoken over the Dialogue's Wire, as IMAP and SMTP are (RFC 1939, CAPA from RFC 2449,
+STLS from RFC 2595).
+"""
 
 from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
-    ConnectionDropped,
     Dialogue,
     ServerReplyError,
+    Wire,
     security,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome
 
-
-class _POP3Client(poplib.POP3):
-    """poplib's client on a socket the Dialogue opened (host, port, TLS, deadline)."""
-
-    def __init__(self, dialogue: Dialogue):
-        self._dialogue = dialogue
-        self._drain_on_close = False
-        dialogue.client = self
-        super().__init__(dialogue.endpoint.host, dialogue.endpoint.port, timeout=dialogue.endpoint.timeout)
-
-    def _create_socket(self, timeout):
-        return self._dialogue.open_socket()
-
-    def close(self):
-        if self._drain_on_close:
-            self._dialogue.drain(self.file, self.sock)
-        super().close()
+STLS_STEP = "negotiating TLS (STLS)"
+STAT_STEP = "reading the mailbox status (STAT)"
 
 
-def _translate(exc: Exception):
-    if isinstance(exc, poplib.error_proto):
-        reply = exc.args[0] if exc.args else ""
-        if reply in ("-ERR EOF", b"-ERR EOF"):
-            return ConnectionDropped("EOF")
-        return ServerReplyError(reply)
-    return None
+class _Refused(ServerReplyError):
+    """The server answered -ERR."""
+
+
+class _POP3:
+    def __init__(self, wire: Wire):
+        self.wire = wire
+
+    def reply(self) -> bytes:
+        """A status line: +OK is returned, -ERR raised as _Refused, anything else as a
+        ServerReplyError quoting it."""
+        line = self.wire.readline().rstrip(b"\r\n")
+        if line.startswith(b"+OK"):
+            return line
+        if line.startswith(b"-ERR"):
+            raise _Refused(line)
+        raise ServerReplyError(line)
+
+    def command(self, command: bytes) -> bytes:
+        self.wire.send(command + b"\r\n")
+        return self.reply()
+
+    def capabilities(self) -> set[str]:
+        try:
+            self.command(b"CAPA")
+        except _Refused:
+            return set()  # CAPA is optional in POP3
+        names = set()
+        while (line := self.wire.readline().rstrip(b"\r\n")) != b".":
+            name = line.removeprefix(b".").split(b" ")[0]  # a leading "." is doubled in lists
+            names.add(name.decode("ascii", "replace").upper())
+        return names
+
+    def quit(self) -> None:
+        self.command(b"QUIT")
+        self.wire.drain()
 
 
 def check_pop3(endpoint: Endpoint) -> Outcome:
-    with Dialogue(endpoint, translate=_translate) as dialogue:
-        client = _POP3Client(dialogue)
+    with Dialogue(endpoint) as dialogue:
+        pop3 = _POP3(dialogue.connect())
+        pop3.reply()  # the greeting
         secured = endpoint.ssl
         if not endpoint.ssl:
             dialogue.step = "asking for capabilities (CAPA)"
-            try:
-                capabilities = client.capa()
-            except poplib.error_proto as exc:
-                if "EOF" in str(exc):
-                    raise
-                capabilities = {}  # CAPA is optional in POP3
-            if "STLS" in capabilities:
-                with dialogue.negotiating_tls("negotiating TLS (STLS)"):
-                    client.stls(dialogue.tls_context())
+            if "STLS" in pop3.capabilities():
+                dialogue.step = STLS_STEP
+                pop3.command(b"STLS")
+                pop3.wire.start_tls(STLS_STEP)
                 secured = True
         how = security(endpoint, upgraded=secured, command="STLS")
         if not endpoint.username:
@@ -62,19 +74,18 @@ def check_pop3(endpoint: Endpoint) -> Outcome:
         else:
             dialogue.step = "logging in"
             try:
-                client.user(endpoint.username)
-                client.pass_(endpoint.password)
-            except poplib.error_proto as exc:
-                reply = exc.args[0] if exc.args else ""
-                if reply in ("-ERR EOF", b"-ERR EOF"):
-                    raise
-                raise AuthenticationRejected(reply) from None
-            dialogue.step = "reading the mailbox status (STAT)"
-            count, _size = client.stat()
+                pop3.command(b"USER " + endpoint.username.encode())
+                pop3.command(b"PASS " + endpoint.password.encode())
+            except _Refused as exc:
+                raise AuthenticationRejected(exc.reply) from None
+            dialogue.step = STAT_STEP
+            status = pop3.command(b"STAT")
+            count = status.split(b" ")[1:2]
+            if not count or not count[0].isdigit():
+                raise ServerReplyError(status, doing=STAT_STEP)
             dialogue.succeed(
                 f"Connected to {endpoint.where} {how}, logged in as {endpoint.username} and read the "
-                f"mailbox status ({count} messages)."
+                f"mailbox status ({count[0].decode()} messages)."
             )
-        client._drain_on_close = True
-        dialogue.close_politely(client.quit)
+        dialogue.close_politely(pop3.quit)
     return dialogue.outcome

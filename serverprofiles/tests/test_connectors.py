@@ -132,6 +132,15 @@ def test_imap_logs_in_with_a_password_that_is_not_ascii(dovecot, trust_test_cert
     assert f"logged in as {UTF8_USERNAME}" in outcome.message
 
 
+def test_pop3_logs_in_with_a_password_that_is_not_ascii(dovecot, trust_test_certificate):
+    endpoint = pop3(dovecot)
+    endpoint = Endpoint("pop3", endpoint.host, endpoint.port, False, UTF8_USERNAME, UTF8_PASSWORD, SHORT)
+
+    outcome = check_incoming(endpoint)
+
+    assert outcome.ok, outcome.message
+
+
 def test_smtp_authenticates_with_a_password_that_is_not_ascii(smtp_servers):
     outcome = check_outgoing(
         smtp(smtp_servers, port=smtp_servers.plain_port, username=UTF8_USERNAME, password=UTF8_PASSWORD)
@@ -492,10 +501,21 @@ def _smtp_injecting_after_starttls(connection, stopping):
     stopping.wait(5)
 
 
+def _pop3_injecting_after_stls(connection, stopping):
+    connection.sendall(b"+OK ready\r\n")
+    lines = connection.makefile("rb")
+    next(lines)
+    connection.sendall(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")
+    next(lines)
+    connection.sendall(b"+OK begin TLS\r\n+OK injected\r\n")
+    stopping.wait(5)
+
+
 @pytest.mark.parametrize(
     ("check", "protocol", "script"),
     [
         (check_incoming, "imap", _imap_injecting_after_starttls),
+        (check_incoming, "pop3", _pop3_injecting_after_stls),
         (check_outgoing, "smtp", _smtp_injecting_after_starttls),
     ],
 )
@@ -535,6 +555,26 @@ def test_imap_preauthenticated_connection_with_literals_in_replies_passes(script
     assert "was pre-authenticated by the server" in outcome.message
     assert "(2 messages)" in outcome.message
     assert not any(b"LOGIN" in line.upper() for line in heard)
+
+
+def test_a_pop3_status_without_a_message_count_is_a_server_error_quoting_it(scripted_server):
+    def odd_stat(connection, stopping):
+        connection.sendall(b"+OK ready\r\n")
+        for line in connection.makefile("rb"):
+            command = line.split(b" ")[0].strip().upper()
+            replies = {b"CAPA": b"-ERR no\r\n", b"STAT": b"+OK many messages\r\n", b"QUIT": b"+OK bye\r\n"}
+            connection.sendall(replies.get(command, b"+OK\r\n"))
+            if command == b"QUIT":
+                return
+
+    port = scripted_server(odd_stat)
+
+    outcome = check_incoming(
+        Endpoint("pop3", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
+    )
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert 'while reading the mailbox status (STAT): "+OK many messages"' in outcome.message
 
 
 def test_an_imap_server_without_imap4rev1_is_a_server_error(scripted_server):
