@@ -472,6 +472,24 @@ def test_smtp_uses_cram_md5_where_it_is_the_only_mechanism(scripted_server):
     assert outcome.ok, outcome.message
 
 
+def test_smtp_sends_the_plain_credentials_again_when_the_server_asks_for_them(scripted_server):
+    # A server that ignores AUTH PLAIN's initial response asks for it with an empty 334.
+    def ask_again(line, lines, connection):
+        connection.sendall(b"334 \r\n")
+        sent = base64.b64decode(next(lines).strip())
+        return b"235 ok\r\n" if sent == f"\0{UTF8_USERNAME}\0{UTF8_PASSWORD}".encode() else b"535 no\r\n"
+
+    port = scripted_server(_smtp_server(b"250 AUTH PLAIN", ask_again, []))
+
+    outcome = check_outgoing(
+        Endpoint(
+            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
+        )
+    )
+
+    assert outcome.ok, outcome.message
+
+
 def test_smtp_offering_no_mechanism_the_check_knows_is_an_authentication_failure(scripted_server):
     port = scripted_server(_smtp_server(b"250 AUTH GSSAPI NTLM", lambda *_: b"535 no\r\n", []))
 
@@ -575,6 +593,49 @@ def test_a_pop3_status_without_a_message_count_is_a_server_error_quoting_it(scri
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert 'while reading the mailbox status (STAT): "+OK many messages"' in outcome.message
+
+
+def test_an_imap_server_closing_with_bye_mid_dialogue_is_a_server_error_quoting_it(scripted_server):
+    def bye_at_login(connection, stopping):
+        connection.sendall(GREETINGS["imap"])
+        connection.makefile("rb").readline()
+        connection.sendall(b"* BYE Server shutting down for maintenance\r\n")
+
+    port = scripted_server(bye_at_login)
+
+    outcome = check_incoming(
+        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
+    )
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "Server shutting down for maintenance" in outcome.message
+
+
+def test_imap_authenticate_asked_for_more_than_plain_carries_is_cancelled(scripted_server):
+    heard = []
+
+    def asks_twice(connection, stopping):
+        connection.sendall(GREETINGS["imap"])
+        lines = connection.makefile("rb")
+        tag = next(lines).split(b" ")[0]
+        for _ in range(2):
+            connection.sendall(b"+ \r\n")
+            heard.append(next(lines).strip())
+        connection.sendall(tag + b" BAD authentication cancelled\r\n")
+        stopping.wait(5)
+
+    port = scripted_server(asks_twice)
+
+    outcome = check_incoming(
+        Endpoint(
+            "imap", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
+        )
+    )
+
+    assert outcome.cause == Cause.SERVER_ERROR
+    assert "authentication cancelled" in outcome.message
+    assert heard[0] == base64.b64encode(f"\0{UTF8_USERNAME}\0{UTF8_PASSWORD}".encode())
+    assert heard[1] == b"*"  # the client's cancel (RFC 3501 6.2.2)
 
 
 def test_an_imap_server_without_imap4rev1_is_a_server_error(scripted_server):
