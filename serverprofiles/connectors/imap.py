@@ -11,6 +11,7 @@ import itertools
 import re
 
 from serverprofiles.connectors.dialogue import (
+    MAX_QUOTED_LINE,
     AuthenticationRejected,
     Dialogue,
     ServerReplyError,
@@ -51,7 +52,7 @@ class _IMAP:
         while match := _LITERAL.search(line):
             size = int(match.group(1))
             if size > MAX_LITERAL:
-                raise ServerReplyError(line[:200] + b" ... (a literal larger than the limit)")
+                raise ServerReplyError(line[:MAX_QUOTED_LINE] + b" ... (a literal larger than the limit)")
             line += self.wire.read(size) + self.wire.readline()
         return line
 

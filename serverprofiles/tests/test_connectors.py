@@ -25,13 +25,13 @@ def imap(dovecot, *, host=None, port=None, ssl=False, password=None, username=No
     )
 
 
-def pop3(dovecot, *, host=None, port=None, ssl=False, password=None):
+def pop3(dovecot, *, host=None, port=None, ssl=False, password=None, username=None):
     return Endpoint(
         "pop3",
         host or dovecot.host,
         port or (dovecot.pop3s_port if ssl else dovecot.pop3_port),
         ssl,
-        username=dovecot.username,
+        username=dovecot.username if username is None else username,
         password=dovecot.password if password is None else password,
         timeout=SHORT,
     )
@@ -133,10 +133,7 @@ def test_imap_logs_in_with_a_password_that_is_not_ascii(dovecot, trust_test_cert
 
 
 def test_pop3_logs_in_with_a_password_that_is_not_ascii(dovecot, trust_test_certificate):
-    endpoint = pop3(dovecot)
-    endpoint = Endpoint("pop3", endpoint.host, endpoint.port, False, UTF8_USERNAME, UTF8_PASSWORD, SHORT)
-
-    outcome = check_incoming(endpoint)
+    outcome = check_incoming(pop3(dovecot, username=UTF8_USERNAME, password=UTF8_PASSWORD))
 
     assert outcome.ok, outcome.message
 
@@ -404,6 +401,13 @@ def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server
     assert "(3 messages)" in outcome.message
 
 
+def _utf8_account(protocol: str, port: int) -> Endpoint:
+    """A scripted server on `port`, logged in to with the account whose password is not ASCII."""
+    return Endpoint(
+        protocol, "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
+    )
+
+
 def _smtp_server(auth_line: bytes, authenticate, heard: list):
     """An SMTP server that lists `auth_line` in its EHLO reply and runs
     `authenticate(command, lines)` for AUTH, `lines` giving the client's next lines."""
@@ -442,11 +446,7 @@ def test_smtp_uses_auth_login_where_plain_is_not_offered(scripted_server, auth_l
     heard = []
     port = scripted_server(_smtp_server(auth_line, _login_exchange, heard))
 
-    outcome = check_outgoing(
-        Endpoint(
-            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
-        )
-    )
+    outcome = check_outgoing(_utf8_account("smtp", port))
 
     assert outcome.ok, outcome.message
     assert heard[1].strip() == b"AUTH LOGIN"
@@ -463,11 +463,7 @@ def test_smtp_uses_cram_md5_where_it_is_the_only_mechanism(scripted_server):
 
     port = scripted_server(_smtp_server(b"250 AUTH CRAM-MD5", cram_md5, []))
 
-    outcome = check_outgoing(
-        Endpoint(
-            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
-        )
-    )
+    outcome = check_outgoing(_utf8_account("smtp", port))
 
     assert outcome.ok, outcome.message
 
@@ -481,11 +477,7 @@ def test_smtp_sends_the_plain_credentials_again_when_the_server_asks_for_them(sc
 
     port = scripted_server(_smtp_server(b"250 AUTH PLAIN", ask_again, []))
 
-    outcome = check_outgoing(
-        Endpoint(
-            "smtp", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
-        )
-    )
+    outcome = check_outgoing(_utf8_account("smtp", port))
 
     assert outcome.ok, outcome.message
 
@@ -626,11 +618,7 @@ def test_imap_authenticate_asked_for_more_than_plain_carries_is_cancelled(script
 
     port = scripted_server(asks_twice)
 
-    outcome = check_incoming(
-        Endpoint(
-            "imap", "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
-        )
-    )
+    outcome = check_incoming(_utf8_account("imap", port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "authentication cancelled" in outcome.message
