@@ -28,47 +28,48 @@ class MailServers:
 def mail_servers(python: str = sys.executable):
     """Dovecot (IMAP in plain text on its no-STARTTLS address) and aiosmtpd (AUTH in
     plain text, its own process), both on loopback; stopped on exit."""
-    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
-    if not Path(binary).exists():
-        raise RuntimeError("Dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d")
-    directory = Path(tempfile.mkdtemp(prefix="mailboxadmin-bench-dovecot-"))
-    directory.chmod(0o755)
-    smtp = None
-    try:
-        cert, key = fixtures._self_signed(directory, "server", "localhost")
-        other_cert, other_key = fixtures._self_signed(directory, "other", "localhost")
-        certificates = fixtures.TestCertificates(cert, key, other_cert, other_key)
-        for _attempt in range(3):
-            dovecot = fixtures._start_dovecot(binary, directory, certificates)
-            if dovecot is not None:
-                break
-        else:
-            raise RuntimeError("Dovecot could not bind free ports after three attempts.")
-        smtp = subprocess.Popen(  # noqa: S603 (this Python, our module)
-            [python, "-m", "bench.smtp_server"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = smtp.stdout.readline().strip()
-        if not line.isdigit():
-            raise RuntimeError("aiosmtpd did not start (see its output above).")
-        smtp_port = int(line)
-        fixtures.wait_for_greeting(fixtures.LOOPBACK, smtp_port)
+    with _dovecot() as dovecot, _smtp_server(python) as smtp_port:
         yield MailServers(
             imap_host=dovecot.plain_host,
             imap_port=dovecot.imap_port,
             smtp_host=fixtures.LOOPBACK,
             smtp_port=smtp_port,
         )
+
+
+@contextmanager
+def _dovecot():
+    if not Path(shutil.which("dovecot") or "/usr/sbin/dovecot").exists():
+        raise RuntimeError("Dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d")
+    with tempfile.TemporaryDirectory(prefix="mailboxadmin-bench-certificates-") as folder:
+        cert, key = fixtures._self_signed(Path(folder), "server", "localhost")
+        other_cert, other_key = fixtures._self_signed(Path(folder), "other", "localhost")
+        certificates = fixtures.TestCertificates(cert, key, other_cert, other_key)
+        with fixtures.running_dovecot(certificates, prefix="mailboxadmin-bench-dovecot-") as dovecot:
+            yield dovecot
+
+
+@contextmanager
+def _smtp_server(python: str):
+    """aiosmtpd in its own process (bench.smtp_server); yields its port."""
+    smtp = subprocess.Popen(  # noqa: S603 (this Python, our module)
+        [python, "-m", "bench.smtp_server"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = smtp.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError("aiosmtpd did not start (see its output above).")
+        port = int(line)
+        fixtures.wait_for_greeting(fixtures.LOOPBACK, port)
+        yield port
     finally:
-        if smtp is not None:
-            smtp.stdin.close()
-            try:
-                smtp.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                smtp.kill()
-                smtp.wait()
-        fixtures._stop_dovecot(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        smtp.stdin.close()
+        try:
+            smtp.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            smtp.kill()
+            smtp.wait()
