@@ -49,6 +49,11 @@ def smtp(servers, *, port, ssl=False, password=None, username=None):
     )
 
 
+def scripted(protocol: str, port: int, *, username: str = "u", password: str = "p") -> Endpoint:
+    """A scripted server on loopback `port`, in plain text, with an account."""
+    return Endpoint(protocol, "127.0.0.1", port, False, username=username, password=password, timeout=SHORT)
+
+
 # Success ------------------------------------------------------------------------------
 
 
@@ -298,7 +303,7 @@ def _answer_garbage(connection, stopping):
 def test_a_server_answering_garbage_is_a_server_error_quoting_it(scripted_server, check, protocol):
     port = scripted_server(_answer_garbage)
 
-    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+    outcome = check(scripted(protocol, port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "HTTP/1.1 400 Bad Request" in outcome.message
@@ -322,7 +327,7 @@ def test_a_server_hanging_up_mid_dialogue_is_a_server_error(scripted_server, che
 
     port = scripted_server(greet_then_hang_up)
 
-    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+    outcome = check(scripted(protocol, port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "closed the connection unexpectedly" in outcome.message
@@ -366,9 +371,7 @@ def test_a_server_echoing_the_password_never_gets_it_into_the_message(scripted_s
     port = scripted_server(ECHOING[protocol])
     password = 'Echo-"me"-9x'
 
-    outcome = check(
-        Endpoint(protocol, "127.0.0.1", port, False, username="alice", password=password, timeout=SHORT)
-    )
+    outcome = check(scripted(protocol, port, username="alice", password=password))
 
     assert outcome.cause == Cause.AUTHENTICATION_FAILED
     assert "you said" in outcome.message
@@ -403,9 +406,7 @@ def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server
 
 def _utf8_account(protocol: str, port: int) -> Endpoint:
     """A scripted server on `port`, logged in to with the account whose password is not ASCII."""
-    return Endpoint(
-        protocol, "127.0.0.1", port, False, username=UTF8_USERNAME, password=UTF8_PASSWORD, timeout=SHORT
-    )
+    return scripted(protocol, port, username=UTF8_USERNAME, password=UTF8_PASSWORD)
 
 
 def _smtp_server(auth_line: bytes, authenticate, heard: list):
@@ -485,9 +486,7 @@ def test_smtp_sends_the_plain_credentials_again_when_the_server_asks_for_them(sc
 def test_smtp_offering_no_mechanism_the_check_knows_is_an_authentication_failure(scripted_server):
     port = scripted_server(_smtp_server(b"250 AUTH GSSAPI NTLM", lambda *_: b"535 no\r\n", []))
 
-    outcome = check_outgoing(
-        Endpoint("smtp", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
-    )
+    outcome = check_outgoing(scripted("smtp", port))
 
     assert outcome.cause == Cause.AUTHENTICATION_FAILED
     assert "offers only the authentication mechanisms GSSAPI, NTLM" in outcome.message
@@ -532,7 +531,7 @@ def _pop3_injecting_after_stls(connection, stopping):
 def test_plain_text_sent_with_the_starttls_go_ahead_is_refused(scripted_server, check, protocol, script):
     port = scripted_server(script)
 
-    outcome = check(Endpoint(protocol, "127.0.0.1", port, False, username="u", password="p", timeout=SHORT))
+    outcome = check(scripted(protocol, port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "sent before the TLS handshake, so refused" in outcome.message
@@ -557,9 +556,7 @@ def test_imap_preauthenticated_connection_with_literals_in_replies_passes(script
 
     port = scripted_server(preauth)
 
-    outcome = check_incoming(
-        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
-    )
+    outcome = check_incoming(scripted("imap", port))
 
     assert outcome.ok, outcome.message
     assert "was pre-authenticated by the server" in outcome.message
@@ -579,9 +576,7 @@ def test_a_pop3_status_without_a_message_count_is_a_server_error_quoting_it(scri
 
     port = scripted_server(odd_stat)
 
-    outcome = check_incoming(
-        Endpoint("pop3", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
-    )
+    outcome = check_incoming(scripted("pop3", port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert 'while reading the mailbox status (STAT): "+OK many messages"' in outcome.message
@@ -595,9 +590,7 @@ def test_an_imap_server_closing_with_bye_mid_dialogue_is_a_server_error_quoting_
 
     port = scripted_server(bye_at_login)
 
-    outcome = check_incoming(
-        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=SHORT)
-    )
+    outcome = check_incoming(scripted("imap", port))
 
     assert outcome.cause == Cause.SERVER_ERROR
     assert "Server shutting down for maintenance" in outcome.message
