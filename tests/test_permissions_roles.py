@@ -12,10 +12,12 @@ import json
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.test import Client
 
 from mailboxes.models import Mailbox, OrganizationSettings, User
+from mailboxes.services.users import user_build, user_delete, user_insert, user_save
 from serverprofiles.models import EmailServerProfile
 from tests.fixtures.admin import changeform_data, messages_of
 from tests.fixtures.ui import page_form_data
@@ -226,6 +228,21 @@ def test_only_a_system_administrator_sets_a_password_in_the_admin(as_role, accou
     assert not account.check_password(NEW_PASSWORD)
 
 
+@pytest.mark.parametrize("role", ["readonly", "manager", "sysadmin"])
+def test_everyone_changes_their_own_password_by_giving_the_old_one(as_role, request, role):
+    user = request.getfixturevalue(role)
+    client = as_role(role)
+    change = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+
+    refused = client.post("/accounts/password_change/", {"old_password": "wrong", **change})
+    accepted = client.post("/accounts/password_change/", {"old_password": "Correct-Horse-9", **change})
+
+    assert refused.status_code == 200
+    assert accepted.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+
+
 @pytest.mark.parametrize("target", ["plain", *SYSTEM_ADMINISTRATORS])
 @pytest.mark.parametrize("role", ["readonly", "manager", "sysadmin"])
 def test_who_may_delete_an_account_in_the_admin(as_role, accounts, role, target):
@@ -388,6 +405,54 @@ def test_a_system_administrators_address_is_changed_on_the_mailbox_page_only_by_
 
     account.refresh_from_db()
     assert (account.email == account.mailbox.email == "elsewhere@example.test") is changed
+
+
+# The services every entry point calls ----------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["is_superuser", "is_staff"])
+def test_user_save_refuses_a_role_change_by_a_manager(accounts, manager, field):
+    plain = accounts["plain"]
+    setattr(plain, field, True)
+
+    with pytest.raises(ValidationError) as raised:
+        user_save(plain, actor=manager)
+
+    assert field in raised.value.error_dict
+    assert getattr(User.objects.get(pk=plain.pk), field) is False
+
+
+@pytest.mark.parametrize("actor", ["sysadmin", None])
+def test_user_save_accepts_a_role_change_by_a_system_administrator_or_an_internal_call(
+    accounts, request, actor
+):
+    plain = accounts["plain"]
+    plain.is_staff = True
+
+    user_save(plain, actor=request.getfixturevalue(actor) if actor else None)
+
+    assert User.objects.get(pk=plain.pk).is_staff is True
+
+
+def test_user_insert_refuses_a_staff_user_made_by_a_manager(manager):
+    with pytest.raises(ValidationError) as raised:
+        user_insert(user_build(username="rising", email="rising@example.test", is_staff=True), actor=manager)
+
+    assert "is_staff" in raised.value.error_dict
+    assert not User.objects.filter(username="rising").exists()
+
+
+def test_a_deactivated_system_administrators_account_stays_protected(accounts, manager):
+    account = accounts["in_group"]
+    account.is_active = False
+    user_save(account)  # an internal call
+    account.refresh_from_db()
+    account.full_name = "Renamed"
+
+    with pytest.raises(ValidationError):
+        user_save(account, actor=manager)
+    with pytest.raises(ValidationError):
+        user_delete(user=account, actor=manager)
 
 
 # The commands ---------------------------------------------------------------------------
