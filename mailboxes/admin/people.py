@@ -14,6 +14,10 @@ from mailboxes.services.queues import queue_delete, queue_insert, queue_save
 from mailboxes.services.roles import may_administer_roles, may_change_account
 from mailboxes.services.users import user_delete, user_insert, user_save
 
+# The fields of the user page only a System Administrator sees; left out of the form,
+# a value posted for them is ignored.
+_ROLE_ONLY = {"password", "is_staff", "is_superuser", "groups", "user_permissions"}
+
 
 class UserAddForm(ServiceModelForm, AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
@@ -76,11 +80,9 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and not may_administer_roles(request.user):
-            fieldsets = (
-                (None, {"fields": ("username",)}),
-                ("Personal info", {"fields": ("full_name", "email")}),
-                ("Permissions", {"fields": ("is_active",)}),
-                ("Important dates", {"fields": ("last_login", "date_joined")}),
+            fieldsets = tuple(
+                (name, {**options, "fields": tuple(f for f in options["fields"] if f not in _ROLE_ONLY)})
+                for name, options in fieldsets
             )
         if obj is None or not self.has_change_permission(request, obj):
             return fieldsets
