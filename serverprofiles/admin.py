@@ -12,6 +12,7 @@ from mailboxadmin.admin_tools import (
     password_field,
 )
 from mailboxes.models import Mailbox, OrganizationSettings
+from mailboxes.services.organization import may_change_organization_settings
 from mailboxes.services.testing import schedule_mailbox_tests
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
@@ -40,6 +41,10 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
         ),
     }
 
+    # The default profile is an organisation email setting (P7): the admin sets this for
+    # those who may not change the settings, and the checkbox then keeps its value.
+    default_locked = False
+
     class Meta:
         model = EmailServerProfile
         fields = "__all__"
@@ -48,6 +53,12 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             self.fields["make_default"].initial = self.instance.is_default
+        if self.default_locked:
+            self.fields["make_default"].disabled = True
+            self.fields["make_default"].help_text = (
+                "The default profile is an organisation email setting; only those who may change "
+                "the email settings choose it."
+            )
 
 
 @admin.action(permissions=["test_mailbox"], description="Test & Enable Mailboxes")
@@ -152,6 +163,12 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
                 },
             ),
         )
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if may_change_organization_settings(request.user):
+            return form
+        return type(form.__name__, (form,), {"default_locked": True})
 
     def has_test_mailbox_permission(self, request):
         return request.user.has_perm("mailboxes.test_mailbox")

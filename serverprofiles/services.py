@@ -21,16 +21,13 @@ class ProfileInUseError(ValidationError):
         )
 
 
-def _set_default(profile: EmailServerProfile, make_default: bool | None) -> None:
-    from mailboxes.models import OrganizationSettings
+def _set_default(profile: EmailServerProfile, make_default: bool | None, *, actor, via: str) -> None:
+    """P7: the default profile is an organisation email setting, changed through its service."""
+    from mailboxes.services.organization import organization_default_profile_set
 
     if make_default is None:
         return
-    org = OrganizationSettings.load()
-    if make_default and org.default_server_profile_id != profile.pk:
-        OrganizationSettings.objects.filter(pk=1).update(default_server_profile=profile)
-    elif not make_default and org.default_server_profile_id == profile.pk:
-        OrganizationSettings.objects.filter(pk=1).update(default_server_profile=None)
+    organization_default_profile_set(profile=profile, make_default=make_default, actor=actor, via=via)
 
 
 @transaction.atomic
@@ -40,7 +37,7 @@ def profile_create(
     """Create a server profile; `make_default` makes it the default for new mailboxes (P7)."""
     profile.full_clean()
     profile.save()
-    _set_default(profile, make_default)
+    _set_default(profile, make_default, actor=actor, via=via)
     history.log_addition(actor, profile, via=via)
     return profile
 
@@ -87,7 +84,7 @@ def profile_save(
                 )
             }
         )
-    _set_default(profile, make_default)
+    _set_default(profile, make_default, actor=actor, via=via)
     return profile
 
 

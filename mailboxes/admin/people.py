@@ -1,14 +1,22 @@
 """Users and queues: each save goes through its service, which keeps the mailbox in step."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 
 from mailboxadmin import history
 from mailboxadmin.admin_tools import ServiceModelAdmin, ServiceModelForm, VersionedFormMixin, delete_selected
 from mailboxes.models import Queue, User
 from mailboxes.services.queues import queue_delete, queue_insert, queue_save
+from mailboxes.services.roles import may_administer_roles, may_change_account
 from mailboxes.services.users import user_delete, user_insert, user_save
+
+# The fields of the user page only a System Administrator sees; left out of the form,
+# a value posted for them is ignored.
+_ROLE_ONLY = {"password", "is_staff", "is_superuser", "groups", "user_permissions"}
 
 
 class UserAddForm(ServiceModelForm, AdminUserCreationForm):
@@ -27,7 +35,12 @@ class UserEditForm(VersionedFormMixin, ServiceModelForm, UserChangeForm):
 class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
     """Django's user admin fitted to our User (a full name instead of first and last);
     creating a user creates its mailbox, and changing the address or the active flag
-    carries over to it (M12, M16)."""
+    carries over to it (M12, M16).
+
+    Roles cannot rise (SPEC 9): without the roles permission, the page has no password,
+    superuser, staff, group or permission fields (so a posted value is ignored), the
+    password form is refused, and a System Administrator's account is read-only.
+    """
 
     form = UserEditForm
     add_form = UserAddForm
@@ -66,10 +79,30 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not may_administer_roles(request.user):
+            fieldsets = tuple(
+                (name, {**options, "fields": tuple(f for f in options["fields"] if f not in _ROLE_ONLY)})
+                for name, options in fieldsets
+            )
         if obj is None or not self.has_change_permission(request, obj):
             return fieldsets
         (name, options), *rest = fieldsets
         return ((name, {**options, "fields": (*options["fields"], "expected_version")}), *rest)
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_change_account(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_change_account(request.user, obj))
+
+    def user_change_password(self, request, id, form_url=""):
+        # Anyone's password, one's own included: one's own is changed on Django's
+        # password-change page, which asks for the old one.
+        if not may_administer_roles(request.user):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
     def get_readonly_fields(self, request, obj=None):
         return ("last_login", "date_joined") if obj is not None else ()
@@ -89,6 +122,29 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
 
     def service_delete(self, request, obj):
         user_delete(user=obj, actor=request.user)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Groups are roles: only a System Administrator sees or changes them (SPEC 9)."""
+
+    def has_module_permission(self, request):
+        return may_administer_roles(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return may_administer_roles(request.user)
+
+    def has_add_permission(self, request):
+        return may_administer_roles(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return may_administer_roles(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return may_administer_roles(request.user)
 
 
 class QueueForm(VersionedFormMixin, ServiceModelForm):

@@ -32,6 +32,7 @@ class User(AbstractUser):
         verbose_name = "user"
         ordering = ["username"]
         indexes = [models.Index(Lower("email"), name="user_email_lower")]
+        permissions = [("administer_roles", "Change roles, permissions and other users' passwords")]
 
     def __str__(self):
         return self.full_name or self.username

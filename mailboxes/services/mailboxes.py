@@ -16,6 +16,7 @@ from mailboxes.models import (
     TestStatus,
 )
 from mailboxes.models.mailboxes import CREDENTIAL_FIELDS, WORKLOADS
+from mailboxes.services.roles import check_can_change_account
 
 # A change of any of these fields makes the listed workloads' test results stale (M13).
 _RESET_BY_FIELD = {
@@ -166,6 +167,9 @@ def mailbox_save(
         mailbox.approval_status = initial_approval_status(mailbox.kind, OrganizationSettings.load())
     if not changed:
         return mailbox
+    if mailbox.kind == Mailbox.Kind.USER and {"email", "state"} & set(changed):
+        # The account's address and state: a System Administrator's only by one (SPEC 9).
+        check_can_change_account(actor, mailbox.user)
     mailbox.version = current.version + 1
     mailbox.save()
     if "email" in changed:

@@ -10,6 +10,7 @@ from mailboxadmin import history
 from mailboxadmin.exceptions import StaleEditError
 from mailboxes.models import Mailbox, OrganizationSettings, User
 from mailboxes.services.mailboxes import mailbox_build, mailbox_save
+from mailboxes.services.roles import ROLE_FIELDS, check_can_change_account, check_can_change_roles
 
 # Mailbox errors that concern a field the user (or queue) form also has.
 _SHARED_FIELDS = {"email": "email"}
@@ -81,7 +82,9 @@ def user_build(
 
 @transaction.atomic
 def user_insert(user: User, *, actor=None, via: str = "") -> User:
-    """Save a new user built by a form, and create its mailbox."""
+    """Save a new user built by a form, and create its mailbox; only a System
+    Administrator creates a superuser or a staff user."""
+    check_can_change_roles(actor, user, [field for field in ROLE_FIELDS if getattr(user, field)])
     user.email = User.objects.normalize_email(user.email)
     user.full_clean(exclude=["password"])
     user.save()
@@ -97,7 +100,10 @@ def user_insert(user: User, *, actor=None, via: str = "") -> User:
 
 @transaction.atomic
 def user_save(user: User, *, expected_version: int | None = None, actor=None, via: str = "") -> User:
-    """Save changes to a user; its mailbox follows its address (M12) and state (M16)."""
+    """Save changes to a user; its mailbox follows its address (M12) and state (M16).
+
+    Only a System Administrator changes a System Administrator's account, or anyone's
+    superuser or staff status (SPEC 9)."""
     current = User.objects.select_for_update().get(pk=user.pk)
     if expected_version is not None and current.version != expected_version:
         raise StaleEditError(current)
@@ -105,6 +111,8 @@ def user_save(user: User, *, expected_version: int | None = None, actor=None, vi
     changed = history.changed_fields(current, user, ignore=("version", "last_login"))
     if not changed:
         return user
+    check_can_change_account(actor, current)
+    check_can_change_roles(actor, user, changed)
     user.version = current.version + 1
     user.save()
     mailbox = Mailbox.objects.select_related("server_profile").get(user=user)
@@ -123,7 +131,9 @@ def user_save(user: User, *, expected_version: int | None = None, actor=None, vi
 
 @transaction.atomic
 def user_delete(*, user: User, actor=None) -> None:
-    """Delete a user and its mailbox; refused while the user owns a queue."""
+    """Delete a user and its mailbox; refused while the user owns a queue, and for a
+    System Administrator's account unless a System Administrator asks."""
+    check_can_change_account(actor, user)
     queues = list(user.owned_queues.values_list("name", flat=True)[:10])
     if queues:
         raise ValidationError(

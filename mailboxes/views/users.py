@@ -1,9 +1,14 @@
 """User pages: list, new user (which creates its mailbox), and the user form."""
 
+from functools import cached_property
+
+from django.core.exceptions import PermissionDenied
+
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
 from mailboxes.forms import NewUserForm, UserForm
 from mailboxes.models import User
+from mailboxes.services.roles import may_change_account
 from mailboxes.services.users import user_insert, user_save
 from mailboxes.views.commands import REGARDING_COMMANDS, commands_for
 
@@ -69,6 +74,26 @@ class UserEditView(RegardingFormMixin, ServiceUpdateView):
 
     def get_queryset(self):
         return User.objects.select_related("mailbox")
+
+    @cached_property
+    def account_protected(self) -> bool:
+        """A System Administrator's account, which this user may not change (SPEC 9)."""
+        return not may_change_account(self.request.user, self.object)
+
+    @property
+    def can_change(self) -> bool:
+        return super().can_change and not self.account_protected
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if self.account_protected:
+            raise PermissionDenied
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["account_protected"] = self.account_protected
+        return context
 
     def save(self, form):
         version = form.cleaned_data["version"]
