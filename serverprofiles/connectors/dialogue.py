@@ -1,8 +1,9 @@
 """One connection to a mail server, from connect to goodbye, and what its failures mean.
 
 Every protocol check runs inside a Dialogue: it opens the socket to the configured host
-and port only, secures it, keeps track of the step it is at, and turns any failure into
-an Outcome with a cause (A4). Nothing escapes it but KeyboardInterrupt.
+and port only, at an address the outbound policy allows (outbound.py), secures it, keeps
+track of the step it is at, and turns any failure into an Outcome with a cause (A4).
+Nothing escapes it but KeyboardInterrupt.
 """
 
 import contextlib
@@ -18,6 +19,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from serverprofiles.connectors import outbound
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Cause, Outcome
 from serverprofiles.connectors.scrub import quote_reply, scrub
@@ -211,13 +213,14 @@ class Dialogue:
         return exc is None or isinstance(exc, Exception)
 
     def connect(self) -> "Wire":
-        """Connect to the configured host and port (and nowhere else), with TLS if asked."""
+        """Connect to the configured host and port (and nowhere else, nowhere the outbound
+        policy refuses), with TLS if asked."""
         return Wire(self, self._open_socket())
 
     def _open_socket(self) -> socket.socket:
         endpoint = self.endpoint
         self.step = "connecting"
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+        sock = outbound.connect(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         self._sockets.append(sock)
         self._deadline.watch(sock)
         if endpoint.ssl:
@@ -272,6 +275,13 @@ class Dialogue:
             )
         if isinstance(exc, CABundleError):
             return Outcome.failure(Cause.TLS_HANDSHAKE_FAILED, f"{exc} (needed for {where}).")
+        if isinstance(exc, outbound.DestinationNotAllowed):
+            return Outcome.failure(
+                Cause.DESTINATION_NOT_ALLOWED,
+                f"{exc} ({e.label}, port {e.port}); nothing was contacted. Enter the mail server's "
+                "own host name: loopback, link-local and cloud metadata addresses are refused unless "
+                "the deployment allows them.",
+            )
         if isinstance(exc, socket.gaierror):
             return Outcome.failure(
                 Cause.HOST_NOT_FOUND,
