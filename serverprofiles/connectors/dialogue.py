@@ -278,9 +278,9 @@ class Dialogue:
         if isinstance(exc, outbound.DestinationNotAllowed):
             return Outcome.failure(
                 Cause.DESTINATION_NOT_ALLOWED,
-                f"{exc} ({e.label}, port {e.port}); nothing was contacted. Enter the mail server's "
-                "own host name: loopback, link-local and cloud metadata addresses are refused unless "
-                "the deployment allows them.",
+                f"{where} cannot be tested: {exc}. Nothing was contacted. Enter the mail server's own "
+                "host name: loopback, link-local and cloud metadata addresses are refused unless the "
+                "deployment allows them.",
             )
         if isinstance(exc, socket.gaierror):
             return Outcome.failure(
