@@ -128,9 +128,12 @@ def test_the_message_names_the_address_the_host_resolved_to(production_policy, l
     )
 
 
-def test_a_bracketed_ipv6_address_is_refused_as_the_address_it_is(production_policy):
+def test_a_bracketed_ipv6_address_is_refused_as_the_address_it_is(production_policy, listener):
+    with pytest.raises(ValueError, match="is not a host name"):  # a profile cannot hold it either
+        Endpoint("imap", "[::1]", listener.port, False)
     with pytest.raises(DestinationNotAllowed, match=r"the address ::1 is not allowed"):
-        allowed_addresses("[::1]", 143)
+        allowed_addresses("[::1]", listener.port)
+    assert listener.connections() == 0
 
 
 def test_a_host_that_does_not_resolve_is_still_host_not_found(production_policy):
