@@ -1,9 +1,11 @@
 """Settings for Mailbox Admin: one module, read from the environment (and `.env`)."""
 
+import ipaddress
 import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +30,26 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Extra CA certificates (PEM) trusted by connection tests, for private CAs.
 MAIL_CA_BUNDLE = env.str("MAIL_CA_BUNDLE", default="")
+
+
+def networks_env(name: str) -> list[str]:
+    """A comma-separated list of CIDR networks; a value that is not one stops the start."""
+    networks = []
+    for value in filter(None, (value.strip() for value in env.list(name, default=[]))):
+        try:
+            networks.append(str(ipaddress.ip_network(value)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not a network in CIDR notation such as 10.0.0.0/8 or fd00::/8 ({exc})."
+            ) from None
+    return networks
+
+
+# The outbound policy of connection tests (serverprofiles/connectors/outbound.py):
+# loopback, link-local and cloud metadata addresses are refused unless allowed here;
+# blocked networks are refused whatever else says.
+MAIL_ALLOWED_NETWORKS = networks_env("MAIL_ALLOWED_NETWORKS")
+MAIL_BLOCKED_NETWORKS = networks_env("MAIL_BLOCKED_NETWORKS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -22,3 +22,5 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 # Tests serve static files through the finders; no collected folder is expected.
 STATIC_ROOT = None
+# The suite's mail servers listen on loopback, which the outbound policy refuses by default.
+MAIL_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]

@@ -21,6 +21,8 @@ SECRET_KEY={secret_key}
 # (manage.py generate_encryption_key) first, then run manage.py rotate_encryption_keys.
 FIELD_ENCRYPTION_KEYS={encryption_key}
 # DATABASE_URL=postgres://USER:PASSWORD@127.0.0.1:5432/mailboxadmin  (default: var/db.sqlite3)
+# Connection tests refuse loopback; to test against mail servers on this machine:
+# MAIL_ALLOWED_NETWORKS=127.0.0.0/8,::1/128
 """
 
 

@@ -6,9 +6,10 @@
                                       username="alice", password=..., timeout=10))
     outcome.ok, outcome.cause, outcome.message
 
-A check contacts only the endpoint's host and port, obeys its timeout, verifies TLS
-certificates against the system trust store plus settings.MAIL_CA_BUNDLE, never sends
-a message, and never raises: every failure comes back as an Outcome with a Cause.
+A check contacts only the endpoint's host and port, at an address the outbound policy
+allows (outbound.py), obeys its timeout, verifies TLS certificates against the system
+trust store plus settings.MAIL_CA_BUNDLE, never sends a message, and never raises: every
+failure comes back as an Outcome with a Cause.
 """
 
 from serverprofiles.connectors.endpoints import CredentialError, Endpoint, profile_endpoint

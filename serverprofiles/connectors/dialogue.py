@@ -1,8 +1,9 @@
 """One connection to a mail server, from connect to goodbye, and what its failures mean.
 
 Every protocol check runs inside a Dialogue: it opens the socket to the configured host
-and port only, secures it, keeps track of the step it is at, and turns any failure
-into an Outcome with a cause (A4). Nothing escapes it but KeyboardInterrupt.
+and port only, at an address the outbound policy allows (outbound.py), secures it, keeps
+track of the step it is at, and turns any failure into an Outcome with a cause (A4).
+Nothing escapes it but KeyboardInterrupt.
 """
 
 import contextlib
@@ -18,6 +19,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from serverprofiles.connectors import outbound
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Cause, Outcome
 from serverprofiles.connectors.scrub import quote_reply, scrub
@@ -28,19 +30,28 @@ GREETING_STEP = "reading the server's greeting"
 # After LOGOUT/QUIT a server hangs up at once; one that does not is not waited for long.
 DRAIN_SECONDS = 2.0
 # A reply line longer than this is not a mail server speaking (the longest legitimate
-# ones, IMAP capability lists, are a few hundred bytes); only its start is quoted.
+# ones, IMAP capability lists, are a few hundred bytes).
 MAX_LINE = 65536
 MAX_QUOTED_LINE = 200
 RECEIVE_SIZE = 16384
 TLS_PORTS_HINT = "implicit TLS is usually port 993 for IMAP, 995 for POP3 and 465 for SMTP"
+_A_SERVER = {"IMAP": "an IMAP", "POP3": "a POP3", "SMTP": "an SMTP"}
 
 
 class ServerReplyError(Exception):
-    """The server answered, but not with what the step needed; `reply` is what it said."""
+    """The server answered, but not with what the step needed; `reply` is what it said.
+
+    Raise it only for a reply that is recognisably the protocol: it is quoted.
+    """
 
     def __init__(self, reply, *, doing: str = ""):
         super().__init__(reply)
         self.reply, self.doing = reply, doing
+
+
+class NotTheProtocol(Exception):
+    """Whatever answered does not speak the protocol (an SSH banner, an HTTP page, a Redis
+    error). Never quoted: it may be any service's output, secrets included."""
 
 
 class AuthenticationRejected(Exception):
@@ -202,13 +213,14 @@ class Dialogue:
         return exc is None or isinstance(exc, Exception)
 
     def connect(self) -> "Wire":
-        """Connect to the configured host and port (and nowhere else), with TLS if asked."""
+        """Connect to the configured host and port (and nowhere else, nowhere the outbound
+        policy refuses), with TLS if asked."""
         return Wire(self, self._open_socket())
 
     def _open_socket(self) -> socket.socket:
         endpoint = self.endpoint
         self.step = "connecting"
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+        sock = outbound.connect(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         self._sockets.append(sock)
         self._deadline.watch(sock)
         if endpoint.ssl:
@@ -263,6 +275,13 @@ class Dialogue:
             )
         if isinstance(exc, CABundleError):
             return Outcome.failure(Cause.TLS_HANDSHAKE_FAILED, f"{exc} (needed for {where}).")
+        if isinstance(exc, outbound.DestinationNotAllowed):
+            return Outcome.failure(
+                Cause.DESTINATION_NOT_ALLOWED,
+                f"{where} cannot be tested: {exc}. Nothing was contacted. Enter the mail server's own "
+                "host name: loopback, link-local and cloud metadata addresses are refused unless the "
+                "deployment allows them.",
+            )
         if isinstance(exc, socket.gaierror):
             return Outcome.failure(
                 Cause.HOST_NOT_FOUND,
@@ -304,6 +323,12 @@ class Dialogue:
             return Outcome.failure(
                 Cause.AUTHENTICATION_FAILED, f"{explanation}{said} Check the user name and password."
             )
+        if isinstance(exc, NotTheProtocol):
+            return Outcome.failure(
+                Cause.SERVER_ERROR,
+                f"{where} is not {_A_SERVER[e.label]} server: it answered with something other than "
+                f"{e.label} while {step} (not shown). Check the server location and the port.",
+            )
         if isinstance(exc, ServerReplyError):
             doing = exc.doing or step
             quoted = self._quote(exc.reply)
@@ -341,7 +366,7 @@ class Wire:
 
     Reads wait at most the endpoint's timeout each (the socket's); the Dialogue's
     deadline bounds them all. A server that closes the connection mid-line raises
-    ConnectionDropped; one that sends a line longer than MAX_LINE, ServerReplyError.
+    ConnectionDropped; one that sends a line longer than MAX_LINE, NotTheProtocol.
     """
 
     def __init__(self, dialogue: Dialogue, sock: socket.socket):
@@ -356,7 +381,7 @@ class Wire:
         start = 0
         while (end := buffer.find(b"\n", start)) < 0:
             if len(buffer) > MAX_LINE:
-                raise ServerReplyError(buffer[:MAX_QUOTED_LINE] + b" ... (a line longer than the limit)")
+                raise NotTheProtocol("a line longer than the limit")
             start = len(buffer)
             buffer += self._receive()
         self._buffer = buffer[end + 1 :]

@@ -14,6 +14,7 @@ from serverprofiles.connectors.dialogue import (
     MAX_QUOTED_LINE,
     AuthenticationRejected,
     Dialogue,
+    NotTheProtocol,
     ServerReplyError,
     Wire,
     security,
@@ -59,8 +60,10 @@ class _IMAP:
     def greeting(self) -> tuple[bool, set[str]]:
         """(pre-authenticated?, capabilities) from the server's greeting."""
         line = self.response()
+        if line.startswith(b"* BYE"):
+            raise ServerReplyError(line)  # an IMAP server refusing the connection
         if not line.startswith((b"* OK", b"* PREAUTH")):
-            raise ServerReplyError(line)  # * BYE, or not an IMAP server at all
+            raise NotTheProtocol()
         listed = _CAPABILITY_CODE.search(line)
         # A server may list its capabilities in its greeting (RFC 3501 7.1); then asking
         # for them again is a round trip for nothing.
@@ -106,7 +109,7 @@ class _IMAP:
             elif line.startswith(b"*"):
                 untagged.append(line)
             else:
-                raise ServerReplyError(line)
+                raise NotTheProtocol()
 
     def logout(self) -> None:
         self.ask(b"LOGOUT")

@@ -11,6 +11,7 @@ class Cause(models.TextChoices):
     """A4: every failure is exactly one of these."""
 
     HOST_NOT_FOUND = "host-not-found", "Host name does not resolve"
+    DESTINATION_NOT_ALLOWED = "destination-not-allowed", "Destination not allowed"
     CONNECTION_REFUSED = "connection-refused", "Connection refused"
     TIMED_OUT = "timed-out", "Timed out"
     TLS_HANDSHAKE_FAILED = "tls-handshake-failed", "TLS handshake failed"

@@ -7,6 +7,7 @@ STLS from RFC 2595).
 from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
     Dialogue,
+    NotTheProtocol,
     ServerReplyError,
     Wire,
     security,
@@ -27,14 +28,21 @@ class _POP3:
         self.wire = wire
 
     def reply(self) -> bytes:
-        """A status line: +OK is returned, -ERR raised as _Refused, anything else as a
-        ServerReplyError quoting it."""
+        """A status line: +OK is returned, -ERR raised as _Refused, anything else is not POP3."""
         line = self.wire.readline().rstrip(b"\r\n")
         if line.startswith(b"+OK"):
             return line
         if line.startswith(b"-ERR"):
             raise _Refused(line)
-        raise ServerReplyError(line)
+        raise NotTheProtocol()
+
+    def greeting(self) -> bytes:
+        try:
+            return self.reply()
+        except _Refused:
+            # A POP3 server greets with +OK (RFC 1939 4); other services answer -ERR too
+            # (Redis: "-ERR ... requirepass"), so this one is not quoted.
+            raise NotTheProtocol() from None
 
     def command(self, command: bytes) -> bytes:
         self.wire.send(command + b"\r\n")
@@ -59,7 +67,7 @@ class _POP3:
 def check_pop3(endpoint: Endpoint) -> Outcome:
     with Dialogue(endpoint) as dialogue:
         pop3 = _POP3(dialogue.connect())
-        pop3.reply()  # the greeting
+        pop3.greeting()
         secured = endpoint.ssl
         if not endpoint.ssl:
             dialogue.step = "asking for capabilities (CAPA)"

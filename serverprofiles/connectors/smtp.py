@@ -2,7 +2,7 @@
 
 Spoken directly over the Dialogue's Wire, as IMAP is (RFC 5321 replies, RFC 3207
 STARTTLS, RFC 4954 AUTH with PLAIN, LOGIN or CRAM-MD5): credentials go as UTF-8, which
-smtplib refused for PLAIN, and a line that is not an SMTP reply is quoted whole.
+smtplib refused for PLAIN, and a line that is not an SMTP reply is never quoted.
 """
 
 import base64
@@ -13,6 +13,7 @@ from functools import cache
 from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
     Dialogue,
+    NotTheProtocol,
     ServerReplyError,
     Wire,
     security,
@@ -53,7 +54,7 @@ class _SMTP:
             line = self.wire.readline()
             code = line[:3]
             if not (code.isdigit() and len(code) == 3 and line[3:4] in (b"-", b" ", b"\r", b"\n")):
-                raise ServerReplyError(line.strip())  # not an SMTP reply: quote the whole line
+                raise NotTheProtocol()
             lines.append(line[4:].strip())
             if line[3:4] != b"-":
                 return _Reply(int(code), lines)
