@@ -123,6 +123,20 @@ def encrypt_bound(secret: str, destinations) -> str:
     return encrypt(json.dumps(payload, separators=(",", ":")))
 
 
+def bind(secret: str, destinations, *, current: str = "") -> str:
+    """`current` when it already holds `secret` bound to exactly `destinations` (so that
+    entering the same password again changes nothing), else a new bound token."""
+    if current and secret:
+        try:
+            held = decrypt_bound(current, record="")
+        except CredentialDecryptionError:
+            held = None
+        if held is not None and held.secret == secret and held.destinations is not None:
+            if set(held.destinations) == set(destinations):
+                return current
+    return encrypt_bound(secret, destinations)
+
+
 def decrypt_bound(token: str, *, record: str) -> BoundSecret:
     """The secret of `token` and its binding; `record` names the owner in the error if no
     key fits."""

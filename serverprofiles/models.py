@@ -348,7 +348,8 @@ class EmailServerProfile(models.Model):
         from serverprofiles.bindings import profile_password_destinations
 
         destinations = profile_password_destinations(self, direction)
-        setattr(self, f"{direction}_password_ciphertext", encryption.encrypt_bound(raw, destinations))
+        column = f"{direction}_password_ciphertext"
+        setattr(self, column, encryption.bind(raw, destinations, current=getattr(self, column)))
 
     def bind_typed_passwords(self) -> None:
         """Bind each password typed since loading to the servers the profile has now

@@ -356,7 +356,8 @@ class Mailbox(models.Model):
         from serverprofiles.bindings import mailbox_password_destinations
 
         profile = self.server_profile if self.server_profile_id else None
-        self.password_ciphertext = encryption.encrypt_bound(raw, mailbox_password_destinations(profile))
+        destinations = mailbox_password_destinations(profile)
+        self.password_ciphertext = encryption.bind(raw, destinations, current=self.password_ciphertext)
 
     def bind_typed_password(self) -> None:
         """Bind a password typed since loading to the servers of the profile the mailbox
