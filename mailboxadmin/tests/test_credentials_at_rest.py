@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import Mailbox
 from mailboxes.services.mailboxes import mailbox_save
@@ -141,3 +142,9 @@ def test_generate_encryption_key_prints_a_working_fernet_key():
 def test_batch_size_must_be_positive():
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("rotate_encryption_keys", "--batch-size", "0")
+
+
+def test_a_binding_compares_host_names_lowercased_and_as_idna():
+    assert encryption.Destination.of(" IMAP.Bücher.Example. ", 993, True) == encryption.Destination(
+        "imap.xn--bcher-kva.example", 993, "ssl"
+    )
