@@ -3,6 +3,12 @@
 The first key encrypts; every key is tried to decrypt, so a key can be rotated in by
 putting the new one first and running `rotate_encryption_keys`. The keys are never
 derived from SECRET_KEY.
+
+A password is stored bound to the servers it was entered for (SPEC 9): the token holds
+`{"v": 1, "secret": ..., "dest": [{"host", "port", "tls"}, ...]}`, so the binding is as
+hard to change as the secret, and rotation (which re-encrypts the payload as it is)
+keeps it. A token holding a bare secret was stored before binding: it is read, but sent
+nowhere (serverprofiles.bindings).
 """
 
 import json
