@@ -228,7 +228,8 @@ def mailbox_rebind_password(*, mailbox: Mailbox, actor) -> Mailbox:
 
     if not can_administer_credentials(actor):
         raise PermissionDenied("Only a System Administrator may re-bind stored passwords.")
-    current = Mailbox.objects.select_for_update().select_related("server_profile").get(pk=mailbox.pk)
+    locked = Mailbox.objects.select_for_update(of=("self",)).select_related("server_profile")
+    current = locked.get(pk=mailbox.pk)
     if current.rebind_password():
         current.version += 1
         current.modified_on = timezone.now()
