@@ -381,6 +381,26 @@ class Mailbox(models.Model):
     def get_password(self) -> str:
         return self.get_bound_password().secret
 
+    @property
+    def password_binding_warning(self) -> str:
+        """SPEC 9: the stored password was entered for other servers than its profile's
+        (the mailbox was moved, or the profile's location changed): it must be typed again."""
+        from serverprofiles.bindings import mailbox_password_destinations
+
+        if not (self.allow_credentials and self.password_ciphertext and self.server_profile_id):
+            return ""
+        try:
+            bound = self.get_bound_password()
+        except encryption.CredentialDecryptionError as exc:
+            return str(exc)
+        elsewhere = [d for d in mailbox_password_destinations(self.server_profile) if not bound.allows(d)]
+        if not elsewhere:
+            return ""
+        return (
+            "The stored password was entered for another server than "
+            f"{' and '.join(str(d) for d in elsewhere)}: enter it again to use it there."
+        )
+
     # Validation ------------------------------------------------------------------
 
     # M11, M14 and M16 read other rows. A bulk change (mailboxes/services/bulk.py) sets

@@ -417,3 +417,22 @@ def test_apply_config_binds_the_password_it_sets_to_the_profile_it_names(
 
     assert not mailbox_test_and_enable(mailbox).failed
     assert "unchanged 1" in run("apply_config", str(path)).output  # the same password, bound alike
+
+
+def test_the_mailbox_page_asks_for_the_password_again_after_a_move(
+    sysadmin_client, make_test_server_profile, make_test_mailbox
+):
+    mailbox = make_test_mailbox(make_test_server_profile())
+    url = f"/mailboxes/{mailbox.pk}/"
+    assert "enter it again" not in sysadmin_client.get(url).content.decode()
+    other = make_test_server_profile(incoming="pop3")
+    mailbox.server_profile = other
+    mailbox_save(mailbox)
+
+    page = sysadmin_client.get(url).content.decode()
+
+    assert (
+        f"The stored password was entered for another server than 127.0.0.2:{other.incoming_port}: "
+        "enter it again to use it there."
+    ) in page
+    assert MAIL_PASSWORD not in page
