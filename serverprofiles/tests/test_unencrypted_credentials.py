@@ -192,3 +192,14 @@ def test_apply_config_refuses_it_for_a_mailbox_manager_naming_record_and_key(
 
     assert "allow_unencrypted_credentials" in str(refused.value)
     assert "Only a System Administrator" in str(refused.value)
+
+
+def test_read_only_and_anonymous_users_cannot_set_it_in_the_admin(
+    client_for, readonly, client, superuser, profile
+):
+    data = changeform_data(client_for(superuser).get(admin_url(profile)))
+    data["allow_unencrypted_credentials"] = "on"
+
+    assert client_for(readonly).post(admin_url(profile), data).status_code == 403
+    assert client.post(admin_url(profile), data).status_code == 302  # to the login page
+    assert not allowed(profile)
