@@ -244,6 +244,7 @@ def bulk_set_server_profile(size: int, *, runs: int) -> list[Row]:
 def test_and_enable(*, runs: int) -> list[Row]:
     from bench.mailservers import mail_servers
     from mailboxes.services.testing import run_mailbox_tests
+    from serverprofiles.bindings import mailbox_password_destinations
     from serverprofiles.models import ServerType
     from serverprofiles.services import profile_create
 
@@ -262,6 +263,7 @@ def test_and_enable(*, runs: int) -> list[Row]:
                 outgoing_ssl=False,
                 max_connections=cap,
                 timeout_ms=10_000,
+                allow_unencrypted_credentials=True,  # the bench's servers speak plain text
             )
         )
         ids = list(
@@ -273,7 +275,9 @@ def test_and_enable(*, runs: int) -> list[Row]:
             server_profile=profile,
             allow_credentials=True,
             username=servers.username,
-            password_ciphertext=encryption.encrypt(servers.password),
+            password_ciphertext=encryption.encrypt_bound(
+                servers.password, mailbox_password_destinations(profile)
+            ),
             incoming_method="server-side-sync",
             outgoing_method="server-side-sync",
             act_method="none",

@@ -15,7 +15,14 @@ from mailboxes.models import Mailbox, OrganizationSettings
 from mailboxes.services.organization import may_change_organization_settings
 from mailboxes.services.testing import schedule_mailbox_tests
 from serverprofiles.models import EmailServerProfile
-from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
+from serverprofiles.services import (
+    ProfileInUseError,
+    can_administer_credentials,
+    profile_create,
+    profile_delete,
+    profile_save,
+    profiles_rebind_passwords,
+)
 
 
 class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceModelForm):
@@ -73,6 +80,19 @@ def test_and_enable_mailboxes(modeladmin, request, queryset):
     )
 
 
+@admin.action(
+    permissions=["administer_credentials"], description="Re-bind stored passwords to the current server"
+)
+def rebind_passwords(modeladmin, request, queryset):
+    """SPEC 9: a System Administrator vouches that the profiles' current servers are the
+    ones their stored passwords were entered for."""
+    count = profiles_rebind_passwords(queryset.values_list("pk", flat=True), actor=request.user)
+    modeladmin.message_user(
+        request,
+        f"Stored passwords of {count} profile{'s' if count != 1 else ''} re-bound to their current servers.",
+    )
+
+
 @admin.register(EmailServerProfile)
 class EmailServerProfileAdmin(ServiceModelAdmin):
     form = ServerProfileForm
@@ -93,7 +113,7 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
     search_help_text = "Finds profiles whose name or server location contains the text."
     ordering = ("name",)
     raw_id_fields = ("owner",)
-    actions = [delete_selected, test_and_enable_mailboxes]
+    actions = [delete_selected, test_and_enable_mailboxes, rebind_passwords]
     delete_confirmation_template = "admin/service_delete_confirmation.html"
     delete_selected_confirmation_template = "admin/service_delete_selected_confirmation.html"
 
@@ -147,6 +167,7 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
                         "outgoing_auth",
                         "outgoing_username",
                         *outgoing_password,
+                        "allow_unencrypted_credentials",
                     )
                 },
             ),
@@ -164,11 +185,22 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
             ),
         )
 
+<<<<<<< HEAD
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         if may_change_organization_settings(request.user):
             return form
         return type(form.__name__, (form,), {"default_locked": True})
+=======
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not can_administer_credentials(request.user):  # SPEC 9: System Administrators only
+            readonly.append("allow_unencrypted_credentials")
+        return readonly
+
+    def has_administer_credentials_permission(self, request):
+        return can_administer_credentials(request.user)
+>>>>>>> trust-secrets
 
     def has_test_mailbox_permission(self, request):
         return request.user.has_perm("mailboxes.test_mailbox")

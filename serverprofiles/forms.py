@@ -63,6 +63,7 @@ class EmailServerProfileForm(VersionedModelForm):
                 "outgoing_username",
                 "outgoing_password",
                 "clear_outgoing_password",
+                "allow_unencrypted_credentials",
             ],
         ),
         (
@@ -118,6 +119,7 @@ class EmailServerProfileForm(VersionedModelForm):
             "use_same_settings_for_outgoing",
             "outgoing_auth",
             "outgoing_username",
+            "allow_unencrypted_credentials",
             "process_email_from",
             "min_polling_interval",
             "max_connections",
@@ -137,8 +139,11 @@ class EmailServerProfileForm(VersionedModelForm):
             "process_email_from": DateTimeLocalInput,
         }
 
-    def __init__(self, *args, can_set_default: bool = True, **kwargs):
+    def __init__(self, *args, can_set_default: bool = True, can_allow_unencrypted: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        # SPEC 9: only a System Administrator decides that passwords may go in plain text;
+        # for anyone else the stored value is kept whatever the browser sends.
+        self.fields["allow_unencrypted_credentials"].disabled = not can_allow_unencrypted
         profile = self.instance
         if profile.owner_id:
             self.initial["owner"] = profile.owner

@@ -1,6 +1,6 @@
 """Services for email server profiles: every entry point calls these."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from mailboxadmin import history
@@ -21,6 +21,23 @@ class ProfileInUseError(ValidationError):
         )
 
 
+UNENCRYPTED_REFUSED_MESSAGE = (
+    'Only a System Administrator may change "Allow credentials over unencrypted connections".'
+)
+
+
+def can_administer_credentials(user) -> bool:
+    """May `user` decide where stored passwords may go (SPEC 9)? None is the system itself."""
+    from mailboxes.services.roles import may_administer_roles
+
+    return user is None or bool(user.is_active and may_administer_roles(user))
+
+
+def _check_unencrypted_credentials(profile: EmailServerProfile, was_allowed: bool, actor) -> None:
+    if profile.allow_unencrypted_credentials != was_allowed and not can_administer_credentials(actor):
+        raise ValidationError({"allow_unencrypted_credentials": UNENCRYPTED_REFUSED_MESSAGE})
+
+
 def _set_default(profile: EmailServerProfile, make_default: bool | None, *, actor, via: str) -> None:
     """P7: the default profile is an organisation email setting, changed through its service."""
     from mailboxes.services.organization import organization_default_profile_set
@@ -35,6 +52,7 @@ def profile_create(
     profile: EmailServerProfile, *, make_default: bool = False, actor=None, via: str = ""
 ) -> EmailServerProfile:
     """Create a server profile; `make_default` makes it the default for new mailboxes (P7)."""
+    _check_unencrypted_credentials(profile, False, actor)
     profile.full_clean()
     profile.save()
     _set_default(profile, make_default, actor=actor, via=via)
@@ -58,6 +76,7 @@ def profile_save(
     current = EmailServerProfile.objects.select_for_update().get(pk=profile.pk)
     if expected_version is not None and current.version != expected_version:
         raise StaleEditError(current)
+    _check_unencrypted_credentials(profile, current.allow_unencrypted_credentials, actor)
     profile.full_clean()
     changed = history.changed_fields(current, profile)
     if changed:
@@ -86,6 +105,27 @@ def profile_save(
         )
     _set_default(profile, make_default, actor=actor, via=via)
     return profile
+
+
+REBOUND_FIELDS = ["incoming_password_ciphertext", "outgoing_password_ciphertext"]
+
+
+@transaction.atomic
+def profiles_rebind_passwords(profile_ids, *, actor) -> int:
+    """Bind the stored passwords of these profiles to the servers they have now: a System
+    Administrator vouches that the new location is the same server. Returns how many
+    profiles had a password to bind."""
+    if not can_administer_credentials(actor):
+        raise PermissionDenied("Only a System Administrator may re-bind stored passwords.")
+    count = 0
+    profiles = EmailServerProfile.objects.select_for_update().filter(pk__in=list(profile_ids))
+    for profile in profiles.order_by("pk"):
+        if profile.rebind_passwords():
+            profile.version += 1
+            profile.save(update_fields=[*REBOUND_FIELDS, "version", "modified_on"])
+            history.log_message(actor, profile, "Stored passwords re-bound to the current servers.")
+            count += 1
+    return count
 
 
 @transaction.atomic

@@ -22,7 +22,18 @@ from mailboxes.services.testing import (
 )
 from serverprofiles.forms import EmailServerProfileForm, NewEmailServerProfileForm
 from serverprofiles.models import EmailServerProfile
-from serverprofiles.services import ProfileInUseError, profile_create, profile_delete, profile_save
+from serverprofiles.services import (
+    ProfileInUseError,
+    can_administer_credentials,
+    profile_create,
+    profile_delete,
+    profile_save,
+)
+
+UNENCRYPTED_WARNING = (
+    "Allow credentials over unencrypted connections is on: where a server offers no TLS, "
+    "passwords are sent to it in plain text, readable by anyone on the network path."
+)
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,13 @@ class ProfileFormMixin:
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["can_test_connection"] = self.can_change and can_test_mailboxes(self.request.user)
+        context["unencrypted_warning"] = UNENCRYPTED_WARNING
         return context
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
         kwargs["can_set_default"] = self.request.user.has_perm("mailboxes.change_organizationsettings")
+        kwargs["can_allow_unencrypted"] = can_administer_credentials(self.request.user)
         return kwargs
 
 

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import Mailbox
 from mailboxes.services.mailboxes import mailbox_save
@@ -59,10 +60,13 @@ def test_repr_and_str_never_show_the_password(mailbox_with_password, profile_wit
         assert SECRET not in repr(obj) and SECRET not in str(obj)
 
 
-def test_each_encryption_differs(mailbox_with_password):
-    again = Mailbox.objects.get(pk=mailbox_with_password.pk)
-    again.set_password(SECRET)
-    assert again.password_ciphertext != mailbox_with_password.password_ciphertext
+def test_each_encryption_differs(mailbox_with_password, make_user):
+    # The same password for the same server on another record: still another token.
+    # (Entering a record's own password again keeps its token: nothing changed.)
+    other = make_user().mailbox
+    other.server_profile = mailbox_with_password.server_profile
+    other.set_password(SECRET)
+    assert other.password_ciphertext != mailbox_with_password.password_ciphertext
 
 
 def test_changing_secret_key_leaves_credentials_readable(mailbox_with_password, settings):
@@ -138,3 +142,9 @@ def test_generate_encryption_key_prints_a_working_fernet_key():
 def test_batch_size_must_be_positive():
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("rotate_encryption_keys", "--batch-size", "0")
+
+
+def test_a_binding_compares_host_names_lowercased_and_as_idna():
+    assert encryption.Destination.of(" IMAP.Bücher.Example. ", 993, True) == encryption.Destination(
+        "imap.xn--bcher-kva.example", 993, "ssl"
+    )

@@ -16,6 +16,7 @@ from mailboxes.services.bulk import (
 )
 from mailboxes.services.mailboxes import (
     mailbox_apply_default_settings,
+    mailbox_rebind_password,
     mailbox_set_approval,
     mailbox_set_state,
 )
@@ -73,6 +74,18 @@ def reject_email(modeladmin, request, queryset):
         queryset, lambda mailbox: mailbox_set_approval(mailbox=mailbox, approved=False, actor=request.user)
     )
     report(modeladmin, request, outcome, "rejected")
+
+
+@admin.action(
+    permissions=["administer_credentials"], description="Re-bind stored passwords to the current server"
+)
+def rebind_passwords(modeladmin, request, queryset):
+    """SPEC 9: a System Administrator vouches that the mailboxes' current servers are the
+    ones their stored passwords were entered for."""
+    outcome = each_mailbox(
+        queryset, lambda mailbox: mailbox_rebind_password(mailbox=mailbox, actor=request.user)
+    )
+    report(modeladmin, request, outcome, "re-bound")
 
 
 @admin.action(permissions=["test_mailbox"], description="Test & Enable Mailbox")

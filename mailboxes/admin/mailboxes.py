@@ -14,6 +14,7 @@ from mailboxes.admin.forms import ForwardMailboxAddForm, MailboxChangeForm
 from mailboxes.models import Mailbox, MailboxSearchText, OrganizationSettings
 from mailboxes.models.choices import IncomingMethod
 from mailboxes.services.mailboxes import forward_mailbox_delete, forward_mailbox_insert, mailbox_save
+from serverprofiles.services import can_administer_credentials
 
 RECENT_ALERTS = 10
 
@@ -90,6 +91,7 @@ class MailboxAdmin(ServiceModelAdmin):
         actions.reject_email,
         actions.activate,
         actions.deactivate,
+        actions.rebind_passwords,
     ]
     delete_confirmation_template = "admin/service_delete_confirmation.html"
     delete_selected_confirmation_template = "admin/service_delete_selected_confirmation.html"
@@ -250,6 +252,9 @@ class MailboxAdmin(ServiceModelAdmin):
 
     def has_test_mailbox_permission(self, request):
         return request.user.has_perm("mailboxes.test_mailbox")
+
+    def has_administer_credentials_permission(self, request):
+        return can_administer_credentials(request.user)
 
     # Writes through the services ----------------------------------------------------
 

@@ -37,7 +37,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from mailboxadmin import encryption, history
+from mailboxadmin import history
 from mailboxadmin.commands import one_line
 from mailboxadmin.exceptions import StaleEditError
 from mailboxes.config.document import (
@@ -122,13 +122,12 @@ def _names_and_order(keys: tuple[Key, ...]) -> tuple[dict[str, str], dict[str, i
     return file_key_for_field(keys), {key.name: n for n, key in enumerate(keys)}
 
 
-def _same_secret(token: str, plaintext: str, *, record: str) -> bool:
-    if not token:
-        return False
-    try:
-        return encryption.decrypt(token, record=record) == plaintext
-    except encryption.CredentialDecryptionError:
-        return False  # unreadable: replacing it is exactly right
+# How each model stores a secret the file gives: bound to its record's servers (SPEC 9).
+SECRET_SETTERS = {
+    "password_ciphertext": "set_password",
+    "incoming_password_ciphertext": "set_incoming_password",
+    "outgoing_password_ciphertext": "set_outgoing_password",
+}
 
 
 class _Applier:
@@ -283,10 +282,9 @@ class _Applier:
             if key.kind != "secret":
                 continue
             if key.name in record.secrets:
-                plaintext = record.secrets[key.name]
-                stored = getattr(current, key.field, "") if current is not None else ""
-                if not _same_secret(stored, plaintext, record=record.label):
-                    setattr(instance, key.field, encryption.encrypt(plaintext))
+                # Bound to the servers the record has now (its fields are assigned);
+                # the stored token is kept when it holds the same password, bound alike.
+                getattr(instance, SECRET_SETTERS[key.field])(record.secrets[key.name])
             elif key.name in record.claimed and not getattr(instance, key.field):
                 raise BadValue(
                     f"{key.name}_set",

@@ -60,6 +60,7 @@ PROFILE_KEYS = (
     Key("password", "incoming_password_ciphertext", "secret"),
     Key("outgoing_username", "outgoing_username", "str"),
     Key("outgoing_password", "outgoing_password_ciphertext", "secret"),
+    Key("allow_unencrypted_credentials", "allow_unencrypted_credentials", "bool"),
     Key("process_email_from", "process_email_from", "datetime", nullable=True),
     Key("min_polling_interval", "min_polling_interval", "int"),
     Key("max_connections", "max_connections", "int"),

@@ -299,6 +299,11 @@ class Mailbox(models.Model):
     def __repr__(self):
         return f"<Mailbox {self.pk}: {self.email!r} ({self.kind})>"
 
+    def save(self, *args, **kwargs):
+        self.bind_typed_password()
+        super().save(*args, **kwargs)
+        self._typed_password = ""
+
     def get_absolute_url(self):
         return reverse("mailboxes:edit", args=[self.pk])
 
@@ -338,11 +343,63 @@ class Mailbox(models.Model):
             return M15_WARNING
         return ""
 
+    # A password typed since the mailbox was loaded: bound to the servers of the profile
+    # the mailbox has when it is validated and saved (SPEC 9), not when it is typed,
+    # since a form puts the typed password on the mailbox before its other fields.
+    _typed_password = ""
+
     def set_password(self, raw: str) -> None:
-        self.password_ciphertext = encryption.encrypt(raw)
+        self._typed_password = raw
+        self._bind_password(raw)
+
+    def _bind_password(self, raw: str) -> None:
+        from serverprofiles.bindings import mailbox_password_destinations
+
+        profile = self.server_profile if self.server_profile_id else None
+        destinations = mailbox_password_destinations(profile)
+        self.password_ciphertext = encryption.bind(raw, destinations, current=self.password_ciphertext)
+
+    def bind_typed_password(self) -> None:
+        """Bind a password typed since loading to the servers of the profile the mailbox
+        has now (a password cleared meanwhile stays cleared)."""
+        if self._typed_password and self.password_ciphertext:
+            self._bind_password(self._typed_password)
+
+    def rebind_password(self) -> bool:
+        """Bind the stored password to the servers of the mailbox's profile now (a System
+        Administrator's explicit re-bind). True when there was one to bind."""
+        if not self.password_ciphertext:
+            return False
+        self._bind_password(self.get_password())
+        return True
+
+    def get_bound_password(self) -> encryption.BoundSecret:
+        """The stored password and the servers it was entered for."""
+        record = f"mailbox {self.email} (id {self.pk})"
+        return encryption.decrypt_bound(self.password_ciphertext, record=record)
 
     def get_password(self) -> str:
-        return encryption.decrypt(self.password_ciphertext, record=f"mailbox {self.email} (id {self.pk})")
+        return self.get_bound_password().secret
+
+    @property
+    def password_binding_warning(self) -> str:
+        """SPEC 9: the stored password was entered for other servers than its profile's
+        (the mailbox was moved, or the profile's location changed): it must be typed again."""
+        from serverprofiles.bindings import mailbox_password_destinations
+
+        if not (self.allow_credentials and self.password_ciphertext and self.server_profile_id):
+            return ""
+        try:
+            bound = self.get_bound_password()
+        except encryption.CredentialDecryptionError as exc:
+            return str(exc)
+        elsewhere = [d for d in mailbox_password_destinations(self.server_profile) if not bound.allows(d)]
+        if not elsewhere:
+            return ""
+        return (
+            "The stored password was entered for another server than "
+            f"{' and '.join(str(d) for d in elsewhere)}: enter it again to use it there."
+        )
 
     # Validation ------------------------------------------------------------------
 
@@ -376,6 +433,7 @@ class Mailbox(models.Model):
             # M7: turning credentials off removes them.
             self.username = ""
             self.password_ciphertext = ""
+        self.bind_typed_password()
         errors: dict[str, list[str]] = {}
 
         def add(field, message):

@@ -1,6 +1,6 @@
 """Services that create and change mailboxes: every entry point calls these."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -221,6 +221,29 @@ def mailbox_set_approval(*, mailbox: Mailbox, approved: bool, actor=None) -> Mai
         history.log_message(actor, current, f"Email address {'approved' if approved else 'rejected'}.")
         current.approval_status, current.version = status, current.version + 1
     mailbox.approval_status, mailbox.version = current.approval_status, current.version
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_rebind_password(*, mailbox: Mailbox, actor) -> Mailbox:
+    """Bind the stored password to the servers of the mailbox's profile now (SPEC 9): a
+    System Administrator vouches that they are the servers it was entered for."""
+    from serverprofiles.services import can_administer_credentials
+
+    if not can_administer_credentials(actor):
+        raise PermissionDenied("Only a System Administrator may re-bind stored passwords.")
+    locked = Mailbox.objects.select_for_update(of=("self",)).select_related("server_profile")
+    current = locked.get(pk=mailbox.pk)
+    if current.rebind_password():
+        current.version += 1
+        current.modified_on = timezone.now()
+        Mailbox.objects.filter(pk=current.pk).update(
+            password_ciphertext=current.password_ciphertext,
+            version=current.version,
+            modified_on=current.modified_on,
+        )
+        history.log_message(actor, current, "Stored password re-bound to the current servers.")
+    mailbox.password_ciphertext, mailbox.version = current.password_ciphertext, current.version
     return mailbox
 
 

@@ -38,6 +38,7 @@ from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
 from mailboxes.services.bulk_save import insert_log_entries, insert_rows, update_rows
+from serverprofiles.bindings import binding_refusal
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
@@ -175,16 +176,19 @@ def _configuration(mailbox: Mailbox, profile_version) -> tuple:
     )
 
 
-def _credentials(mailbox: Mailbox, profile: EmailServerProfile, direction: str) -> tuple[str, str]:
-    """A5: the mailbox's own credentials when it may use them, otherwise the profile's."""
+def _credentials(
+    mailbox: Mailbox, profile: EmailServerProfile, direction: str
+) -> tuple[str, encryption.BoundSecret | None]:
+    """A5: the mailbox's own credentials when it may use them, otherwise the profile's;
+    the password with the servers it was entered for (SPEC 9)."""
     auth = profile.incoming_auth if direction == "incoming" else profile.effective_outgoing_auth
     if auth == AuthenticationMethod.ANONYMOUS:
-        return "", ""
+        return "", None
     if mailbox.allow_credentials:
-        return mailbox.username, mailbox.get_password()
+        return mailbox.username, mailbox.get_bound_password()
     if auth == AuthenticationMethod.PROFILE_CREDENTIALS:
-        return profile.incoming_credentials() if direction == "incoming" else profile.outgoing_credentials()
-    return "", ""
+        return profile.bound_credentials(direction)
+    return "", None
 
 
 def _missing_credentials(profile: EmailServerProfile) -> Outcome:
@@ -200,26 +204,32 @@ def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str)
     if workload == "act":
         return check_act()
     try:
-        username, password = _credentials(mailbox, profile, workload)
+        username, bound = _credentials(mailbox, profile, workload)
     except CredentialDecryptionError as exc:
         return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
     auth = profile.incoming_auth if workload == "incoming" else profile.effective_outgoing_auth
     if not username and auth != AuthenticationMethod.ANONYMOUS and not profile.is_exchange:
         return _missing_credentials(profile)
-    return _endpoint(profile, workload, username, password)
+    return _endpoint(profile, workload, username, bound)
 
 
 def _endpoint(
-    profile: EmailServerProfile, direction: str, username: str, password: str
+    profile: EmailServerProfile, direction: str, username: str, bound: encryption.BoundSecret | str | None
 ) -> Endpoint | Outcome:
+    """The endpoint to contact, or why not. A stored password (`bound`) goes only to a
+    server it was entered for (SPEC 9); one just typed (a str) goes to the form's server."""
+    password = bound.secret if isinstance(bound, encryption.BoundSecret) else bound or ""
     try:
-        return profile_endpoint(profile, direction, username=username, password=password)
+        endpoint = profile_endpoint(profile, direction, username=username, password=password)
     except CredentialError as exc:
         return Outcome.failure(Cause.AUTHENTICATION_FAILED, f"{exc} Enter them again.")
     except ValueError as exc:
         return Outcome.failure(
             Cause.SERVER_ERROR, f'the server profile "{profile.name}" cannot be used: {exc}'
         )
+    if isinstance(bound, encryption.BoundSecret) and bound.secret:
+        return binding_refusal(bound, endpoint) or endpoint
+    return endpoint
 
 
 def _plan(mailbox: Mailbox, org: OrganizationSettings) -> _Plan:
@@ -586,9 +596,10 @@ def profile_test_connection(
 
 
 def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str | None):
+    """(user name, password typed or stored password with its binding), or an Outcome."""
     auth = profile.incoming_auth if direction == "incoming" else profile.outgoing_auth
     if auth != AuthenticationMethod.PROFILE_CREDENTIALS:
-        return "", ""
+        return "", None
     username = profile.incoming_username if direction == "incoming" else profile.outgoing_username
     if typed:
         return username, typed
@@ -602,10 +613,10 @@ def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str
         )
     try:
         record = f'email server profile "{profile.name}" ({direction})'
-        password = encryption.decrypt(ciphertext, record=record)
+        password = encryption.decrypt_bound(ciphertext, record=record)
     except CredentialDecryptionError as exc:
         return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
-    if not username or not password:
+    if not username or not password.secret:
         return Outcome.failure(
             Cause.AUTHENTICATION_FAILED,
             f"the profile has no {'user name' if not username else 'password'} for {direction} "

@@ -571,6 +571,7 @@ def test_test_connection_tries_the_unsaved_values_with_the_typed_password(db, do
         incoming_auth=AuthenticationMethod.PROFILE_CREDENTIALS,
         incoming_username=MAIL_USERNAME,
         timeout_ms=2000,
+        allow_unencrypted_credentials=True,  # the test servers' plain-text ports
     )
 
     result = profile_test_connection(profile, incoming_password=MAIL_PASSWORD)

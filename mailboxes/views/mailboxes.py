@@ -92,7 +92,8 @@ class MailboxFormContextMixin:
         context = super().get_context_data(**kwargs)
         form = context["form"]
         context["mailbox"] = form.instance
-        context["warning"] = form.instance.processing_warning
+        warnings = (form.instance.processing_warning, form.instance.password_binding_warning)
+        context["warning"] = " ".join(warning for warning in warnings if warning)
         return context
 
 

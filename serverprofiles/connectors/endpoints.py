@@ -23,7 +23,8 @@ class Endpoint:
     """One server to test: the configured host and port, and nothing else.
 
     An empty `username` means: connect and secure the connection, but do not log in.
-    The password never appears in the repr.
+    The password never appears in the repr. Credentials go over plain text only with
+    `allow_unencrypted_credentials` (SPEC 9).
     """
 
     protocol: str
@@ -33,6 +34,7 @@ class Endpoint:
     username: str = ""
     password: str = field(default="", repr=False)
     timeout: float = 10.0
+    allow_unencrypted_credentials: bool = False
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -97,4 +99,5 @@ def profile_endpoint(profile, direction: str, *, username: str = "", password: s
         username=username or "",
         password=password or "",
         timeout=profile.timeout_ms / 1000,
+        allow_unencrypted_credentials=profile.allow_unencrypted_credentials,
     )

@@ -20,7 +20,7 @@ from serverprofiles.connectors.dialogue import (
     security,
 )
 from serverprofiles.connectors.endpoints import Endpoint
-from serverprofiles.connectors.outcomes import Outcome
+from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
 
 # A line that ends announcing a literal ({n}, or {n+} non-synchronizing): n bytes follow.
 _LITERAL = re.compile(rb"\{(\d{1,9})\+?\}\r?\n\Z")
@@ -139,6 +139,8 @@ def check_imap(endpoint: Endpoint) -> Outcome:
         how = security(endpoint, upgraded=secured, command="STARTTLS")
         if not endpoint.username:
             dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
+        elif not secured and not endpoint.allow_unencrypted_credentials and not preauthenticated:
+            dialogue.outcome = unencrypted_refused(endpoint, command="STARTTLS")
         else:
             if preauthenticated:
                 logged_in = "was pre-authenticated by the server"

@@ -17,6 +17,9 @@ class Cause(models.TextChoices):
     TLS_HANDSHAKE_FAILED = "tls-handshake-failed", "TLS handshake failed"
     CERTIFICATE_REJECTED = "certificate-rejected", "Certificate rejected"
     AUTHENTICATION_FAILED = "authentication-failed", "Authentication failed"
+    # SPEC 9: refused before anything was sent.
+    PASSWORD_FOR_ANOTHER_SERVER = "password-for-another-server", "Password entered for another server"
+    ENCRYPTION_REQUIRED = "encryption-required", "No encrypted connection"
     SERVER_ERROR = "server-error", "Server error"
     NOT_SUPPORTED = "not-supported", "Not supported for this server type"
     APPROVAL_REQUIRED = "approval-required", "The email address requires approval"
@@ -45,6 +48,16 @@ class Outcome:
     @classmethod
     def approval_required(cls) -> "Outcome":
         return cls(False, Cause.APPROVAL_REQUIRED, APPROVAL_REQUIRED_MESSAGE)
+
+
+def unencrypted_refused(endpoint, *, command: str) -> Outcome:
+    """SPEC 9: credentials are not sent in plain text unless the profile allows it."""
+    return Outcome.failure(
+        Cause.ENCRYPTION_REQUIRED,
+        f"{endpoint.where} offers no {command}, so the connection is not encrypted, and the "
+        'server profile does not "Allow credentials over unencrypted connections". Nothing was '
+        "sent: turn on Use SSL, or enable TLS on the server.",
+    )
 
 
 def not_supported(what: str) -> Outcome:

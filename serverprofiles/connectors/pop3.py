@@ -13,7 +13,7 @@ from serverprofiles.connectors.dialogue import (
     security,
 )
 from serverprofiles.connectors.endpoints import Endpoint
-from serverprofiles.connectors.outcomes import Outcome
+from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
 
 STLS_STEP = "negotiating TLS (STLS)"
 STAT_STEP = "reading the mailbox status (STAT)"
@@ -79,6 +79,8 @@ def check_pop3(endpoint: Endpoint) -> Outcome:
         how = security(endpoint, upgraded=secured, command="STLS")
         if not endpoint.username:
             dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
+        elif not secured and not endpoint.allow_unencrypted_credentials:
+            dialogue.outcome = unencrypted_refused(endpoint, command="STLS")
         else:
             dialogue.step = "logging in"
             try:

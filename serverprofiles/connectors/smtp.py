@@ -19,7 +19,7 @@ from serverprofiles.connectors.dialogue import (
     security,
 )
 from serverprofiles.connectors.endpoints import Endpoint
-from serverprofiles.connectors.outcomes import Outcome
+from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
 
 EHLO_STEP = "greeting the server (EHLO)"
 STARTTLS_STEP = "negotiating TLS (STARTTLS)"
@@ -108,6 +108,8 @@ def check_smtp(endpoint: Endpoint) -> Outcome:
         how = security(endpoint, upgraded=secured, command="STARTTLS")
         if not endpoint.username:
             dialogue.succeed(f"Connected to {endpoint.where} {how} and greeted it; no authentication used.")
+        elif not secured and not endpoint.allow_unencrypted_credentials:
+            dialogue.outcome = unencrypted_refused(endpoint, command="STARTTLS")
         else:
             dialogue.step = AUTH_STEP
             _authenticate(smtp, endpoint, secured)

@@ -2,6 +2,7 @@
 
 import base64
 import hmac
+from dataclasses import replace
 
 import pytest
 
@@ -22,6 +23,7 @@ def imap(dovecot, *, host=None, port=None, ssl=False, password=None, username=No
         username=dovecot.username if username is None else username,
         password=dovecot.password if password is None else password,
         timeout=SHORT,
+        allow_unencrypted_credentials=True,  # these tests are about the protocols, TLS or not
     )
 
 
@@ -34,6 +36,7 @@ def pop3(dovecot, *, host=None, port=None, ssl=False, password=None, username=No
         username=dovecot.username if username is None else username,
         password=dovecot.password if password is None else password,
         timeout=SHORT,
+        allow_unencrypted_credentials=True,  # these tests are about the protocols, TLS or not
     )
 
 
@@ -46,12 +49,22 @@ def smtp(servers, *, port, ssl=False, password=None, username=None):
         username=servers.username if username is None else username,
         password=servers.password if password is None else password,
         timeout=SHORT,
+        allow_unencrypted_credentials=True,  # these tests are about the protocols, TLS or not
     )
 
 
 def scripted(protocol: str, port: int, *, username: str = "u", password: str = "p") -> Endpoint:
     """A scripted server on loopback `port`, in plain text, with an account."""
-    return Endpoint(protocol, "127.0.0.1", port, False, username=username, password=password, timeout=SHORT)
+    return Endpoint(
+        protocol,
+        "127.0.0.1",
+        port,
+        False,
+        username=username,
+        password=password,
+        timeout=SHORT,
+        allow_unencrypted_credentials=True,
+    )
 
 
 # Success ------------------------------------------------------------------------------
@@ -156,6 +169,54 @@ def test_without_credentials_the_check_connects_but_does_not_log_in(dovecot, tru
 
     assert outcome.ok, outcome.message
     assert "login not tried" in outcome.message
+
+
+# Credentials in plain text (SPEC 9) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("check", "make", "command"),
+    [(check_incoming, imap, "STARTTLS"), (check_incoming, pop3, "STLS")],
+)
+def test_incoming_credentials_are_not_sent_where_the_server_offers_no_tls(dovecot, check, make, command):
+    endpoint = replace(make(dovecot, host=dovecot.plain_host), allow_unencrypted_credentials=False)
+
+    outcome = check(endpoint)
+
+    assert outcome.cause == Cause.ENCRYPTION_REQUIRED
+    assert outcome.message.startswith(f"No encrypted connection: {endpoint.where} offers no {command}")
+    assert "Nothing was sent" in outcome.message
+
+
+def test_smtp_credentials_are_not_sent_where_the_server_offers_no_tls(smtp_servers):
+    endpoint = replace(smtp(smtp_servers, port=smtp_servers.plain_port), allow_unencrypted_credentials=False)
+
+    outcome = check_outgoing(endpoint)
+
+    assert outcome.cause == Cause.ENCRYPTION_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3"), (check_outgoing, "smtp")]
+)
+def test_a_plain_text_server_receives_no_credential_command(recording_servers, check, protocol):
+    port = getattr(recording_servers, f"{protocol}_port")
+    endpoint = replace(scripted(protocol, port, password="Never-Sent-9"), allow_unencrypted_credentials=False)
+
+    outcome = check(endpoint)
+
+    assert outcome.cause == Cause.ENCRYPTION_REQUIRED
+    received = recording_servers.recording.data
+    assert recording_servers.recording.connections == 1
+    assert not recording_servers.recording.holds_secret("Never-Sent-9", "u")
+    for command in (b"LOGIN", b"AUTH", b"USER", b"PASS"):
+        assert command not in received
+
+
+def test_credentials_still_go_over_starttls_where_it_is_offered(dovecot, trust_test_certificate):
+    endpoint = replace(imap(dovecot), allow_unencrypted_credentials=False)
+
+    assert check_incoming(endpoint).ok
 
 
 # Authentication failures --------------------------------------------------------------
@@ -460,7 +521,16 @@ def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server
     port = scripted_server(imap_that_never_hangs_up)
 
     outcome = check_incoming(
-        Endpoint("imap", "127.0.0.1", port, False, username="u", password="p", timeout=0.5)
+        Endpoint(
+            "imap",
+            "127.0.0.1",
+            port,
+            False,
+            username="u",
+            password="p",
+            timeout=0.5,
+            allow_unencrypted_credentials=True,
+        )
     )
 
     assert outcome.ok, outcome.message

@@ -2,7 +2,6 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from mailboxadmin import encryption
 from mailboxadmin.commands import add_actor_argument, add_password_arguments, one_line, read_password
 from mailboxes.config.cli import ScriptCommand, command_actor
 from mailboxes.config.document import renamed
@@ -57,15 +56,18 @@ class Command(ScriptCommand):
                 )
                 if mailbox is None:
                     raise CommandError(f"{record}: there is no mailbox with this address.")
+                stored = mailbox.password_ciphertext
+                # Keeps the stored token when it holds this password bound to the servers
+                # of the mailbox's profile now; otherwise binds it to them (SPEC 9).
+                mailbox.set_password(password)
                 unchanged = (
                     mailbox.allow_credentials
                     and mailbox.username == options["username"]
-                    and _holds(mailbox, password)
+                    and mailbox.password_ciphertext == stored
                 )
                 if not unchanged:
                     mailbox.allow_credentials = True
                     mailbox.username = options["username"]
-                    mailbox.set_password(password)
                     mailbox_save(mailbox, actor=actor, via="set_mailbox_credentials")
         except ValidationError as error:
             raise CommandError(one_line(renamed(error, FLAGS), record=record)) from None
@@ -75,13 +77,3 @@ class Command(ScriptCommand):
             self.stdout.write(
                 f"Set the credentials of mailbox {mailbox.email} (user name {mailbox.username})."
             )
-
-
-def _holds(mailbox: Mailbox, password: str) -> bool:
-    """Whether the stored password is `password` (an unreadable one is not)."""
-    if not mailbox.has_password:
-        return False
-    try:
-        return mailbox.get_password() == password
-    except encryption.CredentialDecryptionError:
-        return False

@@ -23,6 +23,7 @@ FLAGS = {
     "incoming_password": "--password-stdin/--password-env",
     "incoming_password_ciphertext": "--password-stdin/--password-env",
     "max_connections": "--max-connections",
+    "allow_unencrypted_credentials": "--allow-unencrypted-credentials",
 }
 
 
@@ -76,6 +77,12 @@ class Command(ScriptCommand):
             help="Do not use implicit TLS (STARTTLS is used where the server offers it).",
         )
         parser.add_argument(
+            "--allow-unencrypted-credentials",
+            action="store_true",
+            help="Allow credentials over unencrypted connections: send passwords even where the "
+            "server offers no TLS. Off by default; only a System Administrator (--actor) may set it.",
+        )
+        parser.add_argument(
             "--username",
             metavar="U",
             default="",
@@ -119,6 +126,7 @@ class Command(ScriptCommand):
             incoming_ssl=not options["no_ssl"],
             outgoing_ssl=not options["no_ssl"],
             incoming_username=options["username"],
+            allow_unencrypted_credentials=options["allow_unencrypted_credentials"],
         )
         if options["max_connections"] is not None:
             profile.max_connections = options["max_connections"]

@@ -1,0 +1,81 @@
+"""Where a stored password may be sent (SPEC 9): the servers it was entered for.
+
+A password is bound, inside its encrypted value, to the host, port and TLS mode of the
+server(s) it was typed for. A test that would send it anywhere else is refused before
+anything is sent; typing it again binds it to the then-current server.
+
+The functions read only a profile's fields, so the data migration that bound the values
+stored before (mailboxes 0009) can use them on its historical models.
+"""
+
+from mailboxadmin.encryption import BoundSecret, Destination
+from serverprofiles.connectors.endpoints import Endpoint
+from serverprofiles.connectors.outcomes import Cause, Outcome
+
+INCOMING_PROTOCOLS = {"imap-smtp": "imap", "pop3-smtp": "pop3"}
+EXCHANGE_TYPES = ("exchange", "exchange-hybrid", "exchange-online")
+
+
+def server_destination(profile, direction: str) -> Destination:
+    """The incoming or outgoing server of `profile` (saved or not), ports filled as on save."""
+    from serverprofiles.models import DEFAULT_PORTS
+
+    if profile.server_type in EXCHANGE_TYPES:
+        protocol = "exchange"
+    elif direction == "incoming":
+        protocol = INCOMING_PROTOCOLS.get(profile.server_type, "exchange")
+    else:
+        protocol = "smtp"
+    host = getattr(profile, f"{direction}_server")
+    port = getattr(profile, f"{direction}_port")
+    ssl = getattr(profile, f"{direction}_ssl")
+    if port is None and protocol != "exchange":
+        port = DEFAULT_PORTS[(protocol, ssl)]
+    return Destination.of(host, port, ssl)
+
+
+def profile_password_destinations(profile, direction: str) -> tuple[Destination, ...]:
+    """Where a profile's incoming or outgoing password goes: its own server, and for the
+    incoming one also the outgoing server when outgoing uses the same settings."""
+    if direction == "incoming" and profile.use_same_settings_for_outgoing:
+        return server_destination(profile, "incoming"), server_destination(profile, "outgoing")
+    return (server_destination(profile, direction),)
+
+
+def mailbox_password_destinations(profile) -> tuple[Destination, ...]:
+    """Where a mailbox's own password goes: its profile's incoming and outgoing servers
+    (nowhere without a profile)."""
+    if profile is None:
+        return ()
+    return server_destination(profile, "incoming"), server_destination(profile, "outgoing")
+
+
+def endpoint_destination(endpoint: Endpoint) -> Destination:
+    return Destination.of(endpoint.host, endpoint.port, endpoint.ssl)
+
+
+def binding_refusal(bound: BoundSecret, endpoint: Endpoint) -> Outcome | None:
+    """None when `bound` may be sent to `endpoint`, else the failure that says where it
+    was entered for. Nothing has been sent either way."""
+    target = endpoint_destination(endpoint)
+    if bound.allows(target):
+        return None
+    if not bound.destinations:
+        entered_for = "no server (it was stored before passwords were bound to their server)"
+        return Outcome.failure(
+            Cause.PASSWORD_FOR_ANOTHER_SERVER,
+            f"the stored password was entered for {entered_for}; enter it again to use it with "
+            f"{target}. Nothing was sent.",
+        )
+    same_place = [d for d in bound.destinations if (d.host, d.port) == (target.host, target.port)]
+    if same_place:  # only the TLS mode differs: say so
+        entered_for = " and ".join(f"{d} ({d.tls_label})" for d in same_place)
+        new = f"{target} ({target.tls_label})"
+    else:
+        entered_for = " and ".join(str(d) for d in bound.destinations)
+        new = str(target)
+    return Outcome.failure(
+        Cause.PASSWORD_FOR_ANOTHER_SERVER,
+        f"the stored password was entered for {entered_for}; enter it again to use it with {new}. "
+        "Nothing was sent.",
+    )
