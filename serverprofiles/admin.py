@@ -185,13 +185,12 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
             ),
         )
 
-<<<<<<< HEAD
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         if may_change_organization_settings(request.user):
             return form
         return type(form.__name__, (form,), {"default_locked": True})
-=======
+
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         if not can_administer_credentials(request.user):  # SPEC 9: System Administrators only
@@ -200,7 +199,6 @@ class EmailServerProfileAdmin(ServiceModelAdmin):
 
     def has_administer_credentials_permission(self, request):
         return can_administer_credentials(request.user)
->>>>>>> trust-secrets
 
     def has_test_mailbox_permission(self, request):
         return request.user.has_perm("mailboxes.test_mailbox")
