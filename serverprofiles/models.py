@@ -417,3 +417,33 @@ class EmailServerProfile(models.Model):
         # already checked, with its message on the right field; Django would check each
         # one again with a query of its own. They stay as the database's backstop.
         return
+
+
+class ConnectionSlot(models.Model):
+    """One of a profile's Maximum Concurrent Connections, held by whoever connects.
+
+    Every process on every host claims a slot here before it opens a connection to the
+    profile's servers, so the cap holds across all of them (A6, section 9). A holder that
+    dies keeps its slot only until the lease expires. See serverprofiles/connection_cap.py.
+    """
+
+    profile = models.ForeignKey(EmailServerProfile, on_delete=models.CASCADE, related_name="connection_slots")
+    number = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_on = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "number"], name="connection_slot_unique_number"),
+            models.CheckConstraint(
+                condition=Q(number__gte=1, number__lte=300), name="connection_slot_number_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(holder="", lease_expires_on__isnull=True)
+                | (~Q(holder="") & Q(lease_expires_on__isnull=False)),
+                name="connection_slot_held_with_lease",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.profile_id} #{self.number}: {self.holder or 'free'}"
