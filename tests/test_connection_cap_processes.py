@@ -3,23 +3,26 @@
 A profile allows 2 connections; its servers (the test Dovecot and aiosmtpd, over TLS)
 are reached through a proxy that counts how many connections are open at once. Three
 `manage.py test_mailboxes` processes and a process running Test Connections go at the
-same time, on one SQLite file (WAL, as in production on a single host): the proxy must
-never see more than 2. A process killed while it holds a slot keeps it only until its
+same time on one database: the suite's PostgreSQL test database when the suite runs on
+PostgreSQL (as many hosts would share it), else an SQLite file (WAL, as on a single
+host). The proxy must never see more than 2. A process killed while it holds a slot keeps it only until its
 lease expires; then another process takes it over.
 
 The helpers below run inside the child processes (Django set up on the SQLite file).
 """
 
+import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
+from django.db import connection
 
-from tests.fixtures.faults import BASE_DIR, sqlite_env
+from tests.fixtures.faults import BASE_DIR, TEST_SETTINGS, sqlite_env
 from tests.fixtures.mailservers import (
     LOOPBACK,
     MAIL_PASSWORD,
@@ -27,6 +30,10 @@ from tests.fixtures.mailservers import (
     ConnectionCounter,
     CountingProxy,
 )
+
+# On PostgreSQL the children share the test database, so the test's data is committed
+# (and the data migrations' rows restored afterwards); on SQLite it is unused.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 PROFILE = "Capped IMAP"
 PASSWORD_ENV = "CAP_TEST_MAILBOX_PASSWORD"
@@ -116,6 +123,16 @@ def hold_a_slot(lease_seconds: float) -> None:
     time.sleep(600)
 
 
+def print_slots() -> None:
+    """Child: the profile's slots, as JSON."""
+    from serverprofiles.models import ConnectionSlot
+
+    slots = ConnectionSlot.objects.filter(profile__name=PROFILE).values_list(
+        "number", "holder", "lease_expires_on"
+    )
+    print(json.dumps(sorted([number, holder, expires is not None] for number, holder, expires in slots)))
+
+
 def child(code: str, env: dict) -> subprocess.Popen:
     script = f"import django; django.setup(); from tests.test_connection_cap_processes import *; {code}"
     return subprocess.Popen(
@@ -155,20 +172,27 @@ def capped_servers(dovecot, smtp_servers, mail_certificates):
     smtp.close()
 
 
-def child_env(sqlite_file, mail_certificates) -> dict:
-    return sqlite_env(
-        sqlite_file,
-        MAIL_CA_BUNDLE=str(mail_certificates.cert),
-        MAIL_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
-        **{PASSWORD_ENV: MAIL_PASSWORD},
-    )
+@pytest.fixture
+def child_env(request, mail_certificates) -> dict:
+    """The environment of the child processes, all on one database."""
+    extra = {
+        "MAIL_CA_BUNDLE": str(mail_certificates.cert),
+        "MAIL_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+        PASSWORD_ENV: MAIL_PASSWORD,
+    }
+    if connection.vendor != "postgresql":
+        return sqlite_env(request.getfixturevalue("sqlite_file"), **extra)
+    db = connection.settings_dict
+    credentials = f"{quote(db['USER'], safe='')}:{quote(db['PASSWORD'] or '', safe='')}"
+    url = f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTEST_CURRENT_TEST")}
+    env.update(DJANGO_SETTINGS_MODULE=TEST_SETTINGS, DATABASE_URL=url, **extra)
+    return env
 
 
-def test_three_worker_processes_and_test_connections_never_open_more_than_the_cap(
-    sqlite_file, capped_servers, mail_certificates
-):
+def test_three_worker_processes_and_test_connections_never_open_more_than_the_cap(capped_servers, child_env):
     counter, imap_port, smtp_port = capped_servers
-    env = child_env(sqlite_file, mail_certificates)
+    env = child_env
     mailboxes = WORKERS * MAILBOXES_PER_WORKER
     assert finish(child(f"set_up({imap_port}, {smtp_port}, {mailboxes}, 2)", env))[0] == 0
     assert counter.total == 0
@@ -191,18 +215,13 @@ def test_three_worker_processes_and_test_connections_never_open_more_than_the_ca
     assert all("incoming=Success\toutgoing=Success" in line for line in tested), tested
     assert counter.total == 2 * mailboxes + 2 * TEST_CONNECTIONS  # every connection was counted
     assert counter.maximum == 2  # the cap, reached and never passed
-    with sqlite3.connect(sqlite_file) as db:
-        slots = db.execute(
-            "select number, holder, lease_expires_on from serverprofiles_connectionslot"
-        ).fetchall()
-    assert sorted(slots) == [(1, "", None), (2, "", None)]  # both made, both given back
+    code, stdout, stderr = finish(child("print_slots()", env))
+    assert json.loads(stdout) == [[1, "", False], [2, "", False]], stderr  # both made, both given back
 
 
-def test_a_slot_held_by_a_killed_process_is_taken_over_when_its_lease_expires(
-    sqlite_file, capped_servers, mail_certificates
-):
+def test_a_slot_held_by_a_killed_process_is_taken_over_when_its_lease_expires(capped_servers, child_env):
     counter, imap_port, smtp_port = capped_servers
-    env = child_env(sqlite_file, mail_certificates)
+    env = child_env
     assert finish(child(f"set_up({imap_port}, {smtp_port}, 1, 1)", env))[0] == 0
     lease = 4.0
     holder = child(f"hold_a_slot({lease})", env)

@@ -20,7 +20,9 @@ from serverprofiles.models import AuthenticationMethod, ConnectionTestStatus, Pr
 from tests.fixtures.mailservers import MAIL_PASSWORD, MAIL_USERNAME
 from tests.test_test_and_enable_pages import _profile_form_data
 
-pytestmark = pytest.mark.django_db
+# The worker runs here as in a worker process: outside any test transaction (it closes
+# a connection it finds inside one), so the data is committed, and restored afterwards.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 TYPED = "Typed-On-The-Form-55!"
 
