@@ -542,23 +542,29 @@ class _Run:
                 yield from _record_group_safely(self._dispatch(), self.actor)
                 continue
             # Tests finishing within RECORD_WAIT of each other are recorded together,
-            # while the workers go on testing.
-            group = [first]
+            # while the workers go on testing. Each one's slot goes at once to a waiting
+            # mailbox: no slot stays idle while the group gathers.
+            group, given_up = [first], self._free(first)
             deadline = time.monotonic() + RECORD_WAIT
             while len(group) < min(RECORD_GROUP, len(self._testing)):
                 try:
-                    group.append(self._finished.get(timeout=max(0.0, deadline - time.monotonic())))
+                    future = self._finished.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+                group.append(future)
+                given_up.extend(self._free(future))
             items = []
             for future in group:
-                plan, held = self._testing.pop(future)
-                connection_slot_release(held)
-                self._running[held.profile_id] -= 1
+                plan, _held = self._testing.pop(future)
                 items.append((plan, _outcomes(plan, future)))
-            # The slots just given back go to waiting mailboxes before the recording.
-            items.extend(self._dispatch())
-            yield from _record_group_safely(items, self.actor)
+            yield from _record_group_safely(items + given_up, self.actor)
+
+    def _free(self, future) -> list[tuple[_Plan, dict]]:
+        """Give back the slot of a finished test and hand it on (see _dispatch)."""
+        _plan, held = self._testing[future]
+        connection_slot_release(held)
+        self._running[held.profile_id] -= 1
+        return self._dispatch()
 
     def _dispatch(self) -> list[tuple[_Plan, dict]]:
         """Hand waiting plans to workers as far as slots can be claimed now. Returns the
