@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from mailboxadmin.paginator import SortKey
@@ -240,7 +241,7 @@ class ConnectionTestView(ConnectionTestMixin, TemplateView):
         )
 
 
-class ConnectionTestStatusView(ConnectionTestMixin, TemplateView):
+class ConnectionTestStatusView(ConnectionTestMixin, View):
     """The test's progress or result as JSON, for the page's script to poll."""
 
     http_method_names = ["get", "head"]
