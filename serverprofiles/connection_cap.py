@@ -14,6 +14,7 @@ code holds on one host and on many. No transaction stays open while a claimant w
 connects. Each claim carries a lease as long as the connection can legitimately last
 (the profile's timeout for every step of a dialogue, plus a margin): a process killed
 while holding a slot loses it when the lease expires, and the next claimant takes it.
+Leases are reckoned by the database's clock, the one clock every host shares.
 
 Why not PostgreSQL advisory locks: they belong to a database session, so a slot would pin
 one pooled connection for the whole mail dialogue (and Django's per-thread connections
@@ -30,10 +31,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Now
 
 from serverprofiles.connectors.endpoints import DIALOGUE_TIMEOUTS
 from serverprofiles.models import ConnectionSlot, EmailServerProfile
@@ -70,7 +71,6 @@ class HeldSlot:
     profile_id: int
     number: int
     holder: str
-    expires_on: datetime
 
 
 def connection_slot_lease(profile: EmailServerProfile, *, connections: int = 1) -> timedelta:
@@ -94,10 +94,9 @@ def connection_slot_claim(profile: EmailServerProfile, *, lease: timedelta | Non
     Connections (a form's unsaved value does not count).
     """
     holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+    expires_on = _from_now(lease if lease is not None else connection_slot_lease(profile))
+    claimable = Q(holder="") | Q(lease_expires_on__lt=Now())
     for _attempt in range(2):
-        now = timezone.now()
-        expires_on = now + (lease if lease is not None else connection_slot_lease(profile))
-        claimable = Q(holder="") | Q(lease_expires_on__lt=now)
         candidates = list(
             ConnectionSlot.objects.filter(profile_id=profile.pk, number__lte=F("profile__max_connections"))
             .filter(claimable)
@@ -109,10 +108,15 @@ def connection_slot_claim(profile: EmailServerProfile, *, lease: timedelta | Non
             if ConnectionSlot.objects.filter(claimable, pk=slot_id).update(
                 holder=holder, lease_expires_on=expires_on
             ):
-                return HeldSlot(slot_id, profile.pk, number, holder, expires_on)
+                return HeldSlot(slot_id, profile.pk, number, holder)
         if candidates or not _create_slots(profile.pk):
             return None
     return None
+
+
+def _from_now(lease: timedelta) -> ExpressionWrapper:
+    """The database's time now plus `lease`."""
+    return ExpressionWrapper(Now() + Value(lease), output_field=DateTimeField())
 
 
 def _create_slots(profile_id: int) -> bool:
@@ -138,9 +142,10 @@ def connection_slot_release(held: HeldSlot) -> None:
 
 def connection_slot_renew(held: HeldSlot, lease: timedelta) -> HeldSlot | None:
     """Extend a held slot's lease (a long mail-processing session); None if it was lost."""
-    expires_on = timezone.now() + lease
-    if ConnectionSlot.objects.filter(pk=held.slot_id, holder=held.holder).update(lease_expires_on=expires_on):
-        return HeldSlot(held.slot_id, held.profile_id, held.number, held.holder, expires_on)
+    if ConnectionSlot.objects.filter(pk=held.slot_id, holder=held.holder).update(
+        lease_expires_on=_from_now(lease)
+    ):
+        return held
     return None
 
 

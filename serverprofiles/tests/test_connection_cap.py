@@ -50,6 +50,30 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_free_it(make_p
     assert connection_slot_renew(taken, timedelta(seconds=60)) is not None
 
 
+def test_a_lease_holds_until_it_expires_by_the_database_clock(make_profile):
+    profile = make_profile(max_connections=1)
+    connection_slot_claim(profile, lease=timedelta(seconds=1.5))
+
+    assert connection_slot_claim(profile) is None
+    time.sleep(0.5)
+    assert connection_slot_claim(profile) is None
+    time.sleep(1.2)
+    assert connection_slot_claim(profile) is not None
+
+
+def test_claiming_a_free_slot_is_two_queries_and_giving_it_back_one(make_profile, django_assert_num_queries):
+    profile = make_profile(max_connections=2)
+    connection_slot_release(connection_slot_claim(profile))  # the slots are made once
+
+    # 1. SELECT the free or expired slots of the profile up to its cap, lowest first
+    # 2. UPDATE the first of them, if it is still free: claimed
+    with django_assert_num_queries(2):
+        held = connection_slot_claim(profile)
+    # 1. UPDATE it back to free, if it is still ours
+    with django_assert_num_queries(1):
+        connection_slot_release(held)
+
+
 def test_a_lowered_cap_leaves_the_slots_above_it_unused(make_profile):
     profile = make_profile(max_connections=3)
     held = [connection_slot_claim(profile) for _ in range(3)]
