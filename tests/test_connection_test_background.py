@@ -229,3 +229,17 @@ def test_a_test_run_twice_is_run_once(client, sysadmin, make_test_server_profile
     second = profile_connection_test_run(test.pk)
 
     assert first["incoming"]["ok"] and second is None
+
+
+def test_the_database_refuses_a_finished_test_that_keeps_a_password(
+    client, sysadmin, make_test_server_profile
+):
+    from django.db import IntegrityError, transaction
+
+    client.force_login(sysadmin)
+    post_test_connection(client, make_test_server_profile())  # run at once by the test settings' backend
+    test = ProfileConnectionTest.objects.get()
+
+    assert test.status == ConnectionTestStatus.FINISHED
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProfileConnectionTest.objects.filter(pk=test.pk).update(incoming_password_ciphertext="gAAAA-token")
