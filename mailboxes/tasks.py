@@ -1,8 +1,9 @@
-"""Background tasks (django-tasks): Test & Enable for many mailboxes (A6)."""
+"""Background tasks (django-tasks): Test & Enable for many mailboxes (A6), Test Connection."""
 
 from django_tasks import task
 
 from mailboxes.models import Mailbox, User
+from mailboxes.services.connection_tests import profile_connection_test_run
 from mailboxes.services.testing import run_mailbox_tests
 
 
@@ -35,3 +36,9 @@ def run_profile_tests_task(profile_id: int, actor_id: int | None = None) -> dict
         .iterator(chunk_size=2000)
     )
     return _summary(run_mailbox_tests(ids, actor=_actor(actor_id)))
+
+
+@task()
+def run_profile_connection_test_task(test_id: int) -> dict | None:
+    """Test Connection of a profile form's values (kept in a ProfileConnectionTest row)."""
+    return profile_connection_test_run(test_id)

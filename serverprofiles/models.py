@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from mailboxadmin import encryption
 from mailboxadmin.validators import is_host_name, is_https_url
+from serverprofiles.connectors.endpoints import MAX_TIMEOUT_MS
 
 
 class ServerType(models.TextChoices):
@@ -173,8 +174,15 @@ class EmailServerProfile(models.Model):
     timeout_ms = models.PositiveIntegerField(
         "Connection timeout (ms)",
         default=10000,
-        validators=[MinValueValidator(1), MaxValueValidator(100000)],
-        help_text="How long a connection may wait for the server (1–100000 ms).",
+        validators=[
+            MinValueValidator(1),
+            MaxValueValidator(
+                MAX_TIMEOUT_MS,
+                message=f"Connection timeout (ms) is at most {MAX_TIMEOUT_MS} (one minute): a mail "
+                "server that has not answered within a minute is not going to.",
+            ),
+        ],
+        help_text=f"How long a connection may wait for the server (1–{MAX_TIMEOUT_MS} ms).",
     )
     allow_unencrypted_credentials = models.BooleanField(
         "Allow credentials over unencrypted connections",
@@ -242,7 +250,7 @@ class EmailServerProfile(models.Model):
                 name="profile_polling_interval_range",
             ),
             models.CheckConstraint(
-                condition=Q(timeout_ms__gte=1, timeout_ms__lte=100000),
+                condition=Q(timeout_ms__gte=1, timeout_ms__lte=MAX_TIMEOUT_MS),
                 name="profile_timeout_range",
             ),
         ]
@@ -469,3 +477,81 @@ class EmailServerProfile(models.Model):
         # already checked, with its message on the right field; Django would check each
         # one again with a query of its own. They stay as the database's backstop.
         return
+
+
+class ConnectionSlot(models.Model):
+    """One of a profile's Maximum Concurrent Connections, held by whoever connects.
+
+    Every process on every host claims a slot here before it opens a connection to the
+    profile's servers, so the cap holds across all of them (A6, section 9). A holder that
+    dies keeps its slot only until the lease expires. See serverprofiles/connection_cap.py.
+    """
+
+    profile = models.ForeignKey(EmailServerProfile, on_delete=models.CASCADE, related_name="connection_slots")
+    number = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_on = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        default_permissions = ()  # nobody edits slots: the cap's code claims and frees them
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "number"], name="connection_slot_unique_number"),
+            models.CheckConstraint(
+                condition=Q(number__gte=1, number__lte=300), name="connection_slot_number_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(holder="", lease_expires_on__isnull=True)
+                | (~Q(holder="") & Q(lease_expires_on__isnull=False)),
+                name="connection_slot_held_with_lease",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.profile_id} #{self.number}: {self.holder or 'free'}"
+
+
+class ConnectionTestStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a worker"
+    RUNNING = "running", "Testing"
+    FINISHED = "finished", "Finished"
+
+
+class ProfileConnectionTest(models.Model):
+    """A Test Connection of a profile form's values, run in the background.
+
+    `values` holds the form's (possibly unsaved) field values; a password typed on the
+    form is kept only encrypted, and only until the test has run. Only the user who asked
+    may read the result.
+    """
+
+    profile = models.ForeignKey(
+        EmailServerProfile, on_delete=models.CASCADE, null=True, blank=True, related_name="connection_tests"
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(
+        max_length=10, choices=ConnectionTestStatus.choices, default=ConnectionTestStatus.PENDING
+    )
+    values = models.JSONField(default=dict)
+    incoming_password_ciphertext = models.TextField(blank=True, default="")
+    outgoing_password_ciphertext = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    created_on = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_on = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        default_permissions = ()  # read through Test Connection's own permission check
+        constraints = [
+            _choices_check("status", ConnectionTestStatus, "connection_test_status_valid"),
+            # A finished test keeps no password, not even encrypted.
+            models.CheckConstraint(
+                condition=~Q(status=ConnectionTestStatus.FINISHED)
+                | (Q(incoming_password_ciphertext="") & Q(outgoing_password_ciphertext="")),
+                name="connection_test_finished_without_password",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Test Connection {self.pk} ({self.get_status_display()})"
+
+    def __repr__(self):
+        return f"<ProfileConnectionTest {self.pk}: {self.status}>"

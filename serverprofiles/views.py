@@ -4,24 +4,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.views.generic import DetailView
+from django.views import View
+from django.views.generic import DetailView, TemplateView
 
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, StaffPermissionMixin
 from mailboxes.models import OrganizationSettings
+from mailboxes.services.connection_tests import profile_connection_test_for, profile_connection_test_start
 from mailboxes.services.testing import (
     can_test_mailboxes,
     check_can_test_mailboxes,
     profile_schedule_tests,
-    profile_test_connection,
 )
 from serverprofiles.forms import EmailServerProfileForm, NewEmailServerProfileForm
-from serverprofiles.models import EmailServerProfile
+from serverprofiles.models import ConnectionTestStatus, EmailServerProfile, ProfileConnectionTest
 from serverprofiles.services import (
     ProfileInUseError,
     can_administer_credentials,
@@ -64,6 +66,18 @@ PROFILE_COMMANDS: dict[str, ProfileCommand] = {
 }
 
 
+def connection_test_lines(test: ProfileConnectionTest) -> list[dict]:
+    """What a finished Test Connection found, a line per direction, as the page shows it."""
+    if test.status != ConnectionTestStatus.FINISHED:
+        return []
+    if not test.result:
+        return [{"ok": False, "text": "Test Connection stopped before it finished. Test again."}]
+    return [
+        {"ok": outcome["ok"], "text": f"Test Connection, {direction}: {outcome['message']}"}
+        for direction, outcome in test.result.items()
+    ]
+
+
 def profile_commands_for(user) -> list[ProfileCommand]:
     return [command for command in PROFILE_COMMANDS.values() if user.has_perm(command.permission)]
 
@@ -103,22 +117,21 @@ class ProfileFormMixin:
         return super().form_valid(form)
 
     def test_connection(self, form):
-        """Try the values on the form (a blank password means the stored one); save nothing."""
+        """Test the values on the form (a blank password means the stored one) in the
+        background; save nothing. The form comes back as it was, with the test's progress."""
         check_can_test_mailboxes(self.request.user)
         try:
-            result = profile_test_connection(form.instance, actor=self.request.user)
+            test = profile_connection_test_start(form.instance, actor=self.request.user)
         except ValidationError as error:
             form.add_error(None, error)
             return self.form_invalid(form)
-        for direction, outcome in (("Incoming", result.incoming), ("Outgoing", result.outgoing)):
-            if outcome.ok:
-                messages.success(self.request, f"Test Connection, {direction.lower()}: {outcome.message}")
-            else:
-                messages.error(self.request, f"Test Connection, {direction.lower()}: {outcome.message}")
         messages.info(
             self.request, "Nothing was saved yet: Save keeps these values (type a new password again first)."
         )
-        return self.render_to_response(self.get_context_data(form=form))
+        context = self.get_context_data(
+            form=form, connection_test=test, connection_test_lines=connection_test_lines(test)
+        )
+        return self.render_to_response(context)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -212,3 +225,47 @@ class ProfileCommandView(StaffPermissionMixin, DetailView):
         else:
             messages.success(request, outcome or f"{command.label}: done.")
         return HttpResponseRedirect(profile.get_absolute_url())
+
+
+class ConnectionTestMixin:
+    """A Test Connection, for the user who asked for it (with the permission) alone."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        check_can_test_mailboxes(request.user)
+        self.test = profile_connection_test_for(kwargs["pk"], request.user)
+        if self.test is None:
+            raise Http404("No such Test Connection.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ConnectionTestView(ConnectionTestMixin, TemplateView):
+    """The test's progress or result as a page: where "Reload" leads without JavaScript."""
+
+    template_name = "serverprofiles/connection_test_page.html"
+    http_method_names = ["get", "head"]
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            connection_test=self.test, connection_test_lines=connection_test_lines(self.test), **kwargs
+        )
+
+
+class ConnectionTestStatusView(ConnectionTestMixin, View):
+    """The test's progress or result as JSON, for the page's script to poll."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request, *args, **kwargs):
+        test = self.test
+        return JsonResponse(
+            {
+                "finished": test.status == ConnectionTestStatus.FINISHED,
+                "status": test.get_status_display(),
+                "results": connection_test_lines(test),
+            },
+            headers={"Cache-Control": "no-store"},
+        )

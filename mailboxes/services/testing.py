@@ -11,17 +11,21 @@ Entry points (views, admin actions, commands) call:
 - `profile_test_connection(profile, incoming_password=, outgoing_password=)`: test the
   values of a server profile form before they are saved.
 
-Network work happens in worker threads that never touch the database; results are
-recorded by the calling thread, the tests that finish close together in one transaction
-(a few statements for the whole group, whatever its size). Mailboxes are loaded and
-planned BATCH_SIZE at a time, the next batch while the last half of the previous one is
-still being tested.
+Every connection holds one of its profile's connection slots (serverprofiles/
+connection_cap.py), so Maximum Concurrent Connections holds across every process and
+host. Network work happens in worker threads that never touch the database: the calling
+thread claims a slot for each mailbox before handing it to a worker and gives it back
+when the worker is done. Results are recorded by the calling thread, the tests that
+finish close together in one transaction (a few statements for the whole group, whatever
+its size). Mailboxes are loaded and planned BATCH_SIZE at a time, the next batch while the
+last half of the previous one is still being tested.
 """
 
 import itertools
 import logging
 import queue
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -39,6 +43,14 @@ from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, Organization
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
 from mailboxes.services.bulk_save import insert_log_entries, insert_rows, update_rows
 from serverprofiles.bindings import binding_refusal
+from serverprofiles.connection_cap import (
+    NoConnectionSlot,
+    connection_slot,
+    connection_slot_claim,
+    connection_slot_lease,
+    connection_slot_release,
+    connection_slot_wait_limit,
+)
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
@@ -78,6 +90,9 @@ BATCH_SIZE = 500
 # most this long (seconds) after the first for others to finish.
 RECORD_GROUP = 100
 RECORD_WAIT = 0.1
+# While mailboxes wait for a connection slot held elsewhere, the run tries again this often
+# (seconds).
+SLOT_POLL = 0.1
 
 
 # Permission ---------------------------------------------------------------------------
@@ -156,7 +171,12 @@ class _Plan:
 
     @property
     def connects(self) -> bool:
-        return any(isinstance(item, Endpoint) for item in self.work.values())
+        return self.connections > 0
+
+    @property
+    def connections(self) -> int:
+        """How many connections the plan opens, one after another."""
+        return sum(isinstance(item, Endpoint) for item in self.work.values())
 
 
 def _configuration(mailbox: Mailbox, profile_version) -> tuple:
@@ -270,6 +290,22 @@ def _connect(plan: _Plan) -> dict[str, Outcome | None]:
         else:
             outcomes[workload] = item
     return outcomes
+
+
+def _connect_within_cap(plan: _Plan) -> dict[str, Outcome | None]:
+    """Run a plan's connections holding one of its profile's connection slots."""
+    profile = plan.mailbox.server_profile
+    try:
+        with connection_slot(profile, lease=connection_slot_lease(profile, connections=plan.connections)):
+            return _connect(plan)
+    except NoConnectionSlot as exc:
+        return _no_slot(plan, exc)
+
+
+def _no_slot(plan: _Plan, exc: NoConnectionSlot) -> dict[str, Outcome | None]:
+    """The outcomes of a plan that waited for a connection slot in vain."""
+    failure = Outcome.failure(Cause.TIMED_OUT, str(exc))
+    return {workload: failure if isinstance(item, Endpoint) else item for workload, item in plan.work.items()}
 
 
 # Recording (database work, in the calling thread) -------------------------------------
@@ -408,7 +444,7 @@ def mailbox_test_and_enable(mailbox: Mailbox, *, actor=None) -> MailboxTestResul
     # Test what is saved, not unsaved edits on the caller's instance (M13).
     saved = Mailbox.objects.select_related("server_profile").get(pk=mailbox.pk)
     plan = _plan(saved, OrganizationSettings.load())
-    result = _record(plan, _connect(plan) if plan.connects else plan.work, actor)
+    result = _record(plan, _connect_within_cap(plan) if plan.connects else plan.work, actor)
     _copy_recorded_fields(saved, mailbox)
     return result
 
@@ -441,25 +477,39 @@ def run_mailbox_tests(mailbox_ids: Iterable[int], *, actor=None, on_result=None)
 
 class _Run:
     """Mailboxes being tested: one pool of workers per server profile, as many as its
-    Maximum Concurrent Connections (read when the run first meets the profile), each
-    worker holding at most one connection at a time, so the profile's cap holds (A6)."""
+    Maximum Concurrent Connections (read when the run first meets the profile). A mailbox
+    waits until the run has claimed one of its profile's connection slots, then a worker
+    tests it (one connection at a time) and the slot is given back when it is done: the
+    cap holds across this run and every other process (A6). A profile whose slots stay
+    taken by others for its wait limit fails its waiting mailboxes with the cause."""
 
     def __init__(self, actor):
         self.actor = actor
-        self._pools: dict[int, ThreadPoolExecutor] = {}
-        self._testing: dict = {}  # future -> plan, until recorded
+        self._pools: dict[int, tuple[ThreadPoolExecutor, int]] = {}
+        self._testing: dict = {}  # future -> (plan, held slot), until recorded
         self._finished = queue.SimpleQueue()  # futures, as they finish
+        self._waiting: dict[int, deque[_Plan]] = {}  # profile id -> plans waiting for a slot
+        self._progress: dict[int, float] = {}  # profile id -> when it last got a slot (or began waiting)
+        self._running: dict[int, int] = {}  # profile id -> slots held by this run
         self._stack = ExitStack()
 
     def __enter__(self) -> "_Run":
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stack.close()  # waits for the connections under way (each bounded by its timeout)
+        try:
+            self._stack.close()  # waits for the connections under way (each bounded by its timeout)
+        finally:
+            for _plan, held in self._testing.values():
+                connection_slot_release(held)
+
+    @property
+    def _pending(self) -> int:
+        return len(self._testing) + sum(len(plans) for plans in self._waiting.values())
 
     def start(self, ids: list[int]) -> list[MailboxTestResult]:
-        """Plan the mailboxes `ids` and start their connections; record at once those
-        decided without connecting (and return their results)."""
+        """Plan the mailboxes `ids` and start their connections as slots allow; record at
+        once those decided without connecting (and return their results)."""
         org = OrganizationSettings.load()
         mailboxes = Mailbox.objects.filter(pk__in=ids).select_related("server_profile").order_by("pk")
         decided = []
@@ -470,11 +520,12 @@ class _Run:
                 logger.exception("Could not prepare the test of mailbox %s", mailbox.pk)
                 continue
             if plan.connects:
-                future = self._pool(mailbox.server_profile).submit(_connect, plan)
-                self._testing[future] = plan
-                future.add_done_callback(self._finished.put)
+                profile_id = mailbox.server_profile_id
+                self._waiting.setdefault(profile_id, deque()).append(plan)
+                self._progress.setdefault(profile_id, time.monotonic())
             else:
                 decided.append((plan, plan.work))
+        decided.extend(self._dispatch())
         return [
             result
             for start in range(0, len(decided), RECORD_GROUP)
@@ -482,26 +533,84 @@ class _Run:
         ]
 
     def record(self, *, keep: int) -> Iterator[MailboxTestResult]:
-        """Record tests as they finish until at most `keep` are still under way."""
-        while len(self._testing) > keep:
+        """Record tests as they finish until at most `keep` are still under way or waiting."""
+        idle = SLOT_POLL / 4
+        while self._pending > keep:
+            if not self._testing:
+                # Nothing of ours is connecting: every slot is held elsewhere. Try again.
+                given_up = self._dispatch()
+                if given_up:
+                    yield from _record_group_safely(given_up, self.actor)
+                elif not self._testing:
+                    time.sleep(idle)
+                    idle = min(idle * 2, SLOT_POLL)
+                continue
+            idle = SLOT_POLL / 4
+            try:
+                first = self._finished.get(timeout=SLOT_POLL if self._waiting else None)
+            except queue.Empty:
+                yield from _record_group_safely(self._dispatch(), self.actor)
+                continue
             # Tests finishing within RECORD_WAIT of each other are recorded together,
-            # while the workers go on testing.
-            group = [self._finished.get()]
+            # while the workers go on testing. Each one's slot goes at once to a waiting
+            # mailbox: no slot stays idle while the group gathers.
+            group, given_up = [first], self._free(first)
             deadline = time.monotonic() + RECORD_WAIT
             while len(group) < min(RECORD_GROUP, len(self._testing)):
                 try:
-                    group.append(self._finished.get(timeout=max(0.0, deadline - time.monotonic())))
+                    future = self._finished.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            plans = [self._testing.pop(future) for future in group]
-            items = [(plan, _outcomes(plan, future)) for plan, future in zip(plans, group, strict=True)]
-            yield from _record_group_safely(items, self.actor)
+                group.append(future)
+                given_up.extend(self._free(future))
+            items = []
+            for future in group:
+                plan, _held = self._testing.pop(future)
+                items.append((plan, _outcomes(plan, future)))
+            yield from _record_group_safely(items + given_up, self.actor)
 
-    def _pool(self, profile: EmailServerProfile) -> ThreadPoolExecutor:
+    def _free(self, future) -> list[tuple[_Plan, dict]]:
+        """Give back the slot of a finished test and hand it on (see _dispatch)."""
+        _plan, held = self._testing[future]
+        connection_slot_release(held)
+        self._running[held.profile_id] -= 1
+        return self._dispatch()
+
+    def _dispatch(self) -> list[tuple[_Plan, dict]]:
+        """Hand waiting plans to workers as far as slots can be claimed now. Returns the
+        plans given up: their profile got no slot for its wait limit."""
+        given_up = []
+        for profile_id, plans in list(self._waiting.items()):
+            profile = plans[0].mailbox.server_profile
+            pool, workers = self._pool(profile)
+            while plans and self._running.get(profile_id, 0) < workers:
+                lease = connection_slot_lease(profile, connections=plans[0].connections)
+                held = connection_slot_claim(profile, lease=lease)
+                if held is None:
+                    break
+                plan = plans.popleft()
+                self._running[profile_id] = self._running.get(profile_id, 0) + 1
+                self._progress[profile_id] = time.monotonic()
+                future = pool.submit(_connect, plan)
+                self._testing[future] = (plan, held)
+                future.add_done_callback(self._finished.put)
+            limit = connection_slot_wait_limit(profile)
+            starved = time.monotonic() - self._progress[profile_id] > limit
+            if plans and starved and not self._running.get(profile_id):
+                unavailable = NoConnectionSlot(profile, limit)
+                given_up.extend((plan, _no_slot(plan, unavailable)) for plan in plans)
+                plans.clear()
+            if not plans:
+                del self._waiting[profile_id]
+                del self._progress[profile_id]
+        return given_up
+
+    def _pool(self, profile: EmailServerProfile) -> tuple[ThreadPoolExecutor, int]:
+        """The profile's pool of workers, and how many it has."""
         if profile.pk not in self._pools:
-            self._pools[profile.pk] = self._stack.enter_context(
-                ThreadPoolExecutor(max_workers=max(1, profile.max_connections), thread_name_prefix="mailtest")
-            )
+            workers = max(1, profile.max_connections)
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailtest")
+            self._pools[profile.pk] = (self._stack.enter_context(pool), workers)
         return self._pools[profile.pk]
 
 
@@ -591,8 +700,19 @@ def profile_test_connection(
             outcomes.append(credentials)
             continue
         endpoint = _endpoint(profile, direction, *credentials)
-        outcomes.append(check(endpoint) if isinstance(endpoint, Endpoint) else endpoint)
+        outcomes.append(
+            _check_within_cap(profile, check, endpoint) if isinstance(endpoint, Endpoint) else endpoint
+        )
     return ProfileConnectionResult(*outcomes)
+
+
+def _check_within_cap(profile: EmailServerProfile, check, endpoint: Endpoint) -> Outcome:
+    """One Test Connection check, holding one of the saved profile's connection slots."""
+    try:
+        with connection_slot(profile, lease=connection_slot_lease(profile)):
+            return check(endpoint)
+    except NoConnectionSlot as exc:
+        return Outcome.failure(Cause.TIMED_OUT, str(exc))
 
 
 def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str | None):

@@ -203,6 +203,11 @@ def with_changes(section, index, **changes):
             "server_profiles[0] (Contoso IMAP): incoming_port: must be a whole number.",
         ),
         (
+            with_changes("server_profiles", 0, timeout_ms=100000),
+            "server_profiles[0] (Contoso IMAP): timeout_ms: Connection timeout (ms) is at most 60000 (one "
+            "minute): a mail server that has not answered within a minute is not going to.",
+        ),
+        (
             with_changes("server_profiles", 0, incoming_ssl="yes"),
             "server_profiles[0] (Contoso IMAP): incoming_ssl: must be true or false.",
         ),

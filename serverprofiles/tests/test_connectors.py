@@ -798,9 +798,9 @@ def test_endpoint_repr_never_shows_the_password():
     assert "alice" in repr(endpoint)
 
 
-@pytest.mark.parametrize("timeout", [0, 100.001, -1])
+@pytest.mark.parametrize("timeout", [0, 60.001, -1])
 def test_endpoint_refuses_a_timeout_outside_the_profile_range(timeout):
-    with pytest.raises(ValueError, match="between 1 and 100000 ms"):
+    with pytest.raises(ValueError, match="between 1 and 60000 ms"):
         Endpoint("imap", "imap.contoso.test", 993, True, timeout=timeout)
 
 

@@ -217,7 +217,7 @@ def test_ip_address_is_a_valid_location():
         ("max_connections", 301),
         ("min_polling_interval", 1441),
         ("timeout_ms", 0),
-        ("timeout_ms", 100001),
+        ("timeout_ms", 60001),
     ],
 )
 def test_ranges_rejected(field, value):
@@ -232,12 +232,18 @@ def test_ranges_rejected(field, value):
         ("outgoing_port", 65535),
         ("max_connections", 300),
         ("min_polling_interval", 1440),
-        ("timeout_ms", 100000),
+        ("timeout_ms", 60000),
         ("timeout_ms", 1),
     ],
 )
 def test_range_limits_accepted(field, value):
     assert getattr(profile_create(build(**{field: value})), field) == value
+
+
+def test_database_refuses_a_timeout_above_a_minute():
+    profile = profile_create(build())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmailServerProfile.objects.filter(pk=profile.pk).update(timeout_ms=60001)
 
 
 def test_database_refuses_out_of_range_connections():

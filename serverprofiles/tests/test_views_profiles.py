@@ -235,7 +235,13 @@ def test_default_is_an_email_setting_the_manager_cannot_change(manager_client, p
             "min_polling_interval",
             "Ensure this value is less than or equal to 1440.",
         ),
-        ("P6", {"timeout_ms": "100001"}, "timeout_ms", "Ensure this value is less than or equal to 100000."),
+        (
+            "P6",
+            {"timeout_ms": "60001"},
+            "timeout_ms",
+            "Connection timeout (ms) is at most 60000 (one minute): a mail server that has not answered "
+            "within a minute is not going to.",
+        ),
         ("P6", {"timeout_ms": "0"}, "timeout_ms", "Ensure this value is greater than or equal to 1."),
     ],
 )
