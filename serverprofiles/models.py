@@ -6,7 +6,14 @@ from django.db.models import Q
 from django.urls import reverse
 
 from mailboxadmin import encryption
-from mailboxadmin.validators import is_host_name, is_https_url
+from mailboxadmin.validators import (
+    control_character_message,
+    has_control_characters,
+    is_host_name,
+    is_https_url,
+    normalize_name,
+    refuse_control_characters,
+)
 
 
 class ServerType(models.TextChoices):
@@ -321,9 +328,11 @@ class EmailServerProfile(models.Model):
         return bool(self.outgoing_password_ciphertext)
 
     def set_incoming_password(self, raw: str) -> None:
+        refuse_control_characters(raw, field="incoming_password", label="The password")
         self.incoming_password_ciphertext = encryption.encrypt(raw)
 
     def set_outgoing_password(self, raw: str) -> None:
+        refuse_control_characters(raw, field="outgoing_password", label="The outgoing password")
         self.outgoing_password_ciphertext = encryption.encrypt(raw)
 
     def get_incoming_password(self) -> str:
@@ -349,11 +358,16 @@ class EmailServerProfile(models.Model):
     # Validation ------------------------------------------------------------------
 
     def clean(self):
+        self.name = normalize_name(self.name)
         self.normalize()
         errors: dict[str, list[str]] = {}
 
         def add(field, message):
             errors.setdefault(field, []).append(message)
+
+        for field in ("incoming_username", "outgoing_username"):
+            if has_control_characters(getattr(self, field)):
+                add(field, control_character_message("The user name"))
 
         auths = [("incoming_auth", self.incoming_auth)]
         if not self.use_same_settings_for_outgoing:

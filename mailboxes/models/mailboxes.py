@@ -6,6 +6,12 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from mailboxadmin import encryption
+from mailboxadmin.validators import (
+    control_character_message,
+    has_control_characters,
+    normalize_name,
+    refuse_control_characters,
+)
 from mailboxes.models.choices import (
     ActMethod,
     ApprovalStatus,
@@ -339,6 +345,7 @@ class Mailbox(models.Model):
         return ""
 
     def set_password(self, raw: str) -> None:
+        refuse_control_characters(raw, field="password", label="The password")
         self.password_ciphertext = encryption.encrypt(raw)
 
     def get_password(self) -> str:
@@ -372,6 +379,7 @@ class Mailbox(models.Model):
         return regarding is not None and not regarding.is_active
 
     def clean(self):
+        self.name = normalize_name(self.name)
         if not self.allow_credentials:
             # M7: turning credentials off removes them.
             self.username = ""
@@ -380,6 +388,9 @@ class Mailbox(models.Model):
 
         def add(field, message):
             errors.setdefault(field, []).append(message)
+
+        if has_control_characters(self.username):
+            add("username", control_character_message("The user name"))
 
         profile = self.server_profile if self.server_profile_id else None
         is_user, is_queue, is_forward = (self.kind == k for k in self.Kind)
