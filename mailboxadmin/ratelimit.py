@@ -128,37 +128,53 @@ def login_attempt_start(username: str, address: str) -> Refusal | None:
 
     Call login_attempt_succeeded() when the password was right.
     """
-    now = timezone.now()
+    # The rows are always locked address first, then user name (here and on success), so
+    # two attempts never wait for each other in a cycle.
     with transaction.atomic():
-        LoginFailures.objects.filter(
-            Q(retry_at__isnull=True) | Q(retry_at__lte=now),
-            window_started__lt=now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS),
-        ).delete()
+        now = timezone.now()
         by_address = _locked_row(Scope.ADDRESS, _address_key(address), now)
         if by_address.failures >= settings.LOGIN_ADDRESS_FAILURE_LIMIT:
             window_end = by_address.window_started + timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-            return Refusal(Scope.ADDRESS, _seconds_until(window_end, now))
+            return Refusal(
+                Scope.ADDRESS, _seconds_until(window_end, now, most=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+            )
         by_username = _locked_row(Scope.USERNAME, _username_key(username), now)
         if by_username.retry_at is not None and by_username.retry_at > now:
-            return Refusal(Scope.USERNAME, _seconds_until(by_username.retry_at, now))
+            wait = _seconds_until(by_username.retry_at, now, most=settings.LOGIN_MAX_DELAY_SECONDS)
+            return Refusal(Scope.USERNAME, wait)
         by_address.failures += 1
         by_address.save()
         by_username.failures += 1
         delay = username_delay(by_username.failures)
         by_username.retry_at = now + timedelta(seconds=delay) if delay else None
         by_username.save()
+        _delete_passed_windows(now)
     return None
+
+
+def _delete_passed_windows(now: datetime) -> None:
+    """Forget counts whose window has passed. Rows another attempt holds are skipped (on
+    PostgreSQL): waiting for them could close a cycle of locks."""
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    passed = LoginFailures.objects.filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=now), window_started__lt=now - window
+    )
+    pks = list(passed.select_for_update(skip_locked=True).values_list("pk", flat=True)[:1000])
+    if pks:
+        LoginFailures.objects.filter(pk__in=pks).delete()
 
 
 def login_attempt_succeeded(username: str, address: str) -> None:
     """The password was right: the user name starts afresh, and the address gets back the
     failure counted in advance (not more: signing in must not reset a guesser's count)."""
     with transaction.atomic():
-        LoginFailures.objects.filter(scope=Scope.USERNAME, key=_username_key(username)).delete()
         LoginFailures.objects.filter(scope=Scope.ADDRESS, key=_address_key(address), failures__gt=0).update(
             failures=F("failures") - 1
         )
+        LoginFailures.objects.filter(scope=Scope.USERNAME, key=_username_key(username)).delete()
 
 
-def _seconds_until(moment: datetime, now: datetime) -> int:
-    return max(1, math.ceil((moment - now).total_seconds()))
+def _seconds_until(moment: datetime, now: datetime, *, most: int) -> int:
+    # At most `most`: another process may have written `moment` from a clock read a few
+    # milliseconds after this one's.
+    return min(most, max(1, math.ceil((moment - now).total_seconds())))

@@ -8,6 +8,7 @@ a delay, never a lock-out. Refused attempts have their password left unchecked.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client, RequestFactory
@@ -120,6 +121,16 @@ def test_another_case_or_surrounding_space_is_the_same_user_name(sysadmin):
     for username in ["sysadmin", "SysAdmin", " sysadmin", "SYSADMIN ", "sysAdmin"]:
         from_address("192.0.2.1", username)
     assert delayed(1) in text(from_address("192.0.2.2", "sysadmin", PASSWORD))
+
+
+def test_counts_whose_window_has_passed_are_forgotten(sysadmin):
+    from_address("192.0.2.1", "guess1")
+    from_address("192.0.2.1", "guess2")
+    LoginFailures.objects.update(window_started=timezone.now() - timedelta(hours=1))
+
+    from_address("192.0.2.2", "guess3")
+
+    assert sorted(LoginFailures.objects.values_list("scope", "failures")) == [("address", 1), ("username", 1)]
 
 
 def test_spraying_thirty_user_names_from_one_address_is_stopped_after_twenty(sysadmin, manager):
