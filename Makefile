@@ -21,7 +21,6 @@ run: $(RUNTIME_STAMP) .env
 	@mkdir -p var
 	@echo "Migrating the database"
 	@$(PY) manage.py migrate --noinput --verbosity 0
-	@$(PY) manage.py createcachetable --verbosity 0
 	@$(PY) manage.py bootstrap_admin
 	@echo
 	@echo "Open http://$(ADDRESS)/ and log in (the Django admin is at http://$(ADDRESS)/admin/)."

@@ -46,7 +46,6 @@ def prepare(size: int) -> None:
 
     say("migrating")
     call_command("migrate", interactive=False, verbosity=0)
-    call_command("createcachetable", verbosity=0)
     # The production static storage serves hashed names from a manifest.
     call_command("collectstatic", interactive=False, verbosity=0)
     say(f"seeding {size:,} mailboxes through COPY, each with stored credentials")

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -28,6 +28,23 @@ def check_required_keys(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register(Tags.security, "mailboxadmin", deploy=True)
+def check_proxy_for_login_limiting(app_configs, **kwargs):
+    """Behind a TLS proxy with TRUSTED_PROXY_COUNT 0, every client has the proxy's address:
+    one guesser would get everyone's sign-in refused from that address."""
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and settings.TRUSTED_PROXY_COUNT <= 0:
+        return [
+            Warning(
+                "BEHIND_TLS_PROXY is set but TRUSTED_PROXY_COUNT is 0: sign-in limiting sees every "
+                "client at the proxy's address.",
+                hint="Set TRUSTED_PROXY_COUNT to the number of proxies in front of the app (usually 1); "
+                "each must append the client's address to X-Forwarded-For.",
+                id="mailboxadmin.W001",
+            )
+        ]
+    return []
 
 
 def refuse_to_start_without_keys() -> None:

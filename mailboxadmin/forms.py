@@ -146,26 +146,17 @@ class UsernameChoiceField(forms.ModelChoiceField):
 
 
 class RateLimitedAuthenticationForm(AuthenticationForm):
-    """Django's login form, refusing a username+address that failed too often recently."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "too_many_attempts": (
-            "Too many failed sign-in attempts for this user name. Sign-in is blocked for a "
-            "while; try again later, or ask an administrator."
-        ),
-    }
+    """Django's login form, limited by mailboxadmin.ratelimit: a refused attempt says
+    how long to wait, and its password is not checked."""
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
+        if not (username and self.cleaned_data.get("password")):
+            return super().clean()
         address = ratelimit.client_address(self.request)
-        if username and ratelimit.login_blocked(username, address):
-            raise ValidationError(self.error_messages["too_many_attempts"], code="too_many_attempts")
-        try:
-            cleaned = super().clean()
-        except ValidationError as error:
-            if username and self.cleaned_data.get("password"):
-                ratelimit.login_failed(username, address)
-            raise error
-        ratelimit.login_succeeded(username, address)
+        refusal = ratelimit.login_attempt_start(username, address)
+        if refusal is not None:
+            raise ValidationError(refusal.message, code="too_many_attempts")
+        cleaned = super().clean()
+        ratelimit.login_attempt_succeeded(username, address)
         return cleaned

@@ -181,10 +181,28 @@ CONTENT_SECURITY_POLICY = {
 # An untuned Mailbox admin at /untuned-admin/, only for `make bench` to compare against.
 BENCHMARK_UNTUNED_ADMIN = env.bool("BENCHMARK_UNTUNED_ADMIN", default=False)
 
-# Failed logins: after this many failures for one username and address within the
-# window, further attempts are refused until the window has passed.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# Failed sign-ins (mailboxadmin/ratelimit.py), counted within a window: from one client
+# address, across user names, up to a limit and then refused until the window has passed;
+# for one user name, across addresses, up to a limit and then delayed (1, 2, 4 … seconds,
+# never more than the maximum).
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_MAX_DELAY_SECONDS = env.int("LOGIN_MAX_DELAY_SECONDS", default=60)
+# Reverse proxies in front of the app that append the client's address to
+# X-Forwarded-For (0: clients connect directly and REMOTE_ADDR is theirs).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Email this app sends itself (password reset links). Without EMAIL_HOST nothing is sent
+# and the password-reset pages do not exist (mailboxadmin/urls.py): each request to them
+# would otherwise try an SMTP server on localhost:25.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
 
 CACHES = {
     "default": {

@@ -1,4 +1,5 @@
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -35,3 +36,35 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 def has_control_characters(value: str) -> bool:
     return _CONTROL_CHARACTER.search(value) is not None
+
+
+def control_character_message(label: str) -> str:
+    return f"{label} contains a control character (such as a line break or tab). Remove it."
+
+
+def refuse_control_characters(value: str, *, field: str, label: str) -> None:
+    """Refuse a credential holding a control character (a line break, tab, NUL …) when it
+    is set: no mail server accepts one in a sign-in, and a CR/LF could end the protocol's
+    command early. Found only when testing, it was stored until then."""
+    if has_control_characters(value):
+        raise ValidationError({field: control_character_message(label)})
+
+
+def normalize_name(value: str) -> str:
+    """A name as compared for uniqueness: NFKC (compatibility forms such as full-width
+    letters become the ordinary ones), without invisible format characters (zero-width
+    spaces and joiners, direction marks, soft hyphens), without surrounding spaces."""
+    value = unicodedata.normalize("NFKC", value)
+    return "".join(char for char in value if unicodedata.category(char) != "Cf").strip()
+
+
+# Scripts whose letters look alike: a name mixing them (a Cyrillic "а" in "аlice") can pass
+# for another. Other scripts are not confused with these and may be mixed freely.
+_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def confusable_scripts(value: str) -> list[str]:
+    """The look-alike scripts `value` mixes (two or more), or []."""
+    scripts = {unicodedata.name(char, "").split(" ")[0] for char in value if char.isalpha()}
+    mixed = [script.title() for script in _CONFUSABLE_SCRIPTS if script in scripts]
+    return mixed if len(mixed) > 1 else []

@@ -6,7 +6,14 @@ from django.db.models import Q
 from django.urls import reverse
 
 from mailboxadmin import encryption
-from mailboxadmin.validators import is_host_name, is_https_url
+from mailboxadmin.validators import (
+    control_character_message,
+    has_control_characters,
+    is_host_name,
+    is_https_url,
+    normalize_name,
+    refuse_control_characters,
+)
 from serverprofiles.connectors.endpoints import MAX_TIMEOUT_MS
 
 
@@ -349,6 +356,8 @@ class EmailServerProfile(models.Model):
         self._set_password("outgoing", raw)
 
     def _set_password(self, direction: str, raw: str) -> None:
+        label = "The password" if direction == "incoming" else "The outgoing password"
+        refuse_control_characters(raw, field=f"{direction}_password", label=label)
         self._typed_passwords = {**self._typed_passwords, direction: raw}
         self._bind_password(direction, raw)
 
@@ -408,12 +417,17 @@ class EmailServerProfile(models.Model):
     # Validation ------------------------------------------------------------------
 
     def clean(self):
+        self.name = normalize_name(self.name)
         self.normalize()
         self.bind_typed_passwords()
         errors: dict[str, list[str]] = {}
 
         def add(field, message):
             errors.setdefault(field, []).append(message)
+
+        for field in ("incoming_username", "outgoing_username"):
+            if has_control_characters(getattr(self, field)):
+                add(field, control_character_message("The user name"))
 
         auths = [("incoming_auth", self.incoming_auth)]
         if not self.use_same_settings_for_outgoing:

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from mailboxadmin.checks import check_required_keys, refuse_to_start_without_keys
+from mailboxadmin.checks import (
+    check_proxy_for_login_limiting,
+    check_required_keys,
+    refuse_to_start_without_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +59,14 @@ def test_manage_py_refuses_to_start_without_keys(tmp_path):
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
     assert "generate_encryption_key" in result.stderr
+
+
+def test_a_tls_proxy_without_a_trusted_proxy_count_is_a_deploy_warning(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert [warning.id for warning in check_proxy_for_login_limiting(None)] == ["mailboxadmin.W001"]
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert check_proxy_for_login_limiting(None) == []
+    settings.SECURE_PROXY_SSL_HEADER = None
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert check_proxy_for_login_limiting(None) == []

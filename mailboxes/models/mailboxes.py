@@ -6,6 +6,12 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from mailboxadmin import encryption
+from mailboxadmin.validators import (
+    control_character_message,
+    has_control_characters,
+    normalize_name,
+    refuse_control_characters,
+)
 from mailboxes.models.choices import (
     ActMethod,
     ApprovalStatus,
@@ -349,6 +355,7 @@ class Mailbox(models.Model):
     _typed_password = ""
 
     def set_password(self, raw: str) -> None:
+        refuse_control_characters(raw, field="password", label="The password")
         self._typed_password = raw
         self._bind_password(raw)
 
@@ -429,6 +436,7 @@ class Mailbox(models.Model):
         return regarding is not None and not regarding.is_active
 
     def clean(self):
+        self.name = normalize_name(self.name)
         if not self.allow_credentials:
             # M7: turning credentials off removes them.
             self.username = ""
@@ -438,6 +446,9 @@ class Mailbox(models.Model):
 
         def add(field, message):
             errors.setdefault(field, []).append(message)
+
+        if has_control_characters(self.username):
+            add("username", control_character_message("The user name"))
 
         profile = self.server_profile if self.server_profile_id else None
         is_user, is_queue, is_forward = (self.kind == k for k in self.Kind)

@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from mailboxadmin.validators import normalize_name
 from mailboxes.models.choices import choices_check
 
 
@@ -58,6 +59,9 @@ class Queue(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        self.name = normalize_name(self.name)
 
     def get_absolute_url(self):
         return reverse("queues:edit", args=[self.pk])

@@ -1,7 +1,10 @@
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
+
+from mailboxadmin.validators import confusable_scripts, normalize_name
 
 
 class MailboxUserManager(UserManager):
@@ -36,6 +39,17 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.full_name or self.username
+
+    def clean(self):
+        super().clean()
+        self.username = normalize_name(self.username)
+        if scripts := confusable_scripts(self.username):
+            raise ValidationError(
+                {
+                    "username": f"This user name mixes {' and '.join(scripts)} letters, so it can pass "
+                    "for another name. Use the letters of one alphabet."
+                }
+            )
 
     def get_absolute_url(self):
         return reverse("users:edit", args=[self.pk])

@@ -350,6 +350,23 @@ def test_an_unreadable_file_is_one_line(run, db, tmp_path):
         run("apply_config", str(tmp_path / "missing.json"))
 
 
+def test_a_key_twice_among_thirty_thousand_is_named(run, db, tmp_path):
+    # The check once counted every key's occurrences (quadratic: 12 s for this object).
+    keys = [f"key{number}" for number in range(30_000)]
+    distinct = tmp_path / "distinct.json"
+    distinct.write_text(json.dumps({"users": [dict.fromkeys(keys, 1)]}), encoding="utf-8")
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text(
+        "{" + ", ".join(f'"{key}": 1' for key in keys) + ', "key29999": 2, "key7": 3}', encoding="utf-8"
+    )
+
+    with pytest.raises(CommandError, match=r"doubled.json: the key 'key29999' appears twice"):
+        run("apply_config", str(doubled))
+    with pytest.raises(CommandError) as raised:
+        run("apply_config", str(distinct))
+    assert str(raised.value) == "users[0]: username: is required (a non-empty string)."
+
+
 def test_reads_standard_input(run, db, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"users": SPEC_EXAMPLE["users"]})))
 

@@ -130,9 +130,9 @@ class Command(ScriptCommand):
         )
         if options["max_connections"] is not None:
             profile.max_connections = options["max_connections"]
-        if password:
-            profile.set_incoming_password(password)
         try:
+            if password:
+                profile.set_incoming_password(password)
             with transaction.atomic():
                 profile_create(
                     profile, make_default=options["default"], actor=actor, via="create_server_profile"
