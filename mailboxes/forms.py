@@ -206,7 +206,9 @@ class UserForm(VersionedModelForm):
 
 class QueueForm(VersionedModelForm):
     owner = UsernameChoiceField(
-        label="Owner", help_text="The user name of the person responsible for this queue."
+        label="Owner",
+        help_text="The user name of the person responsible for this queue (type to find them by "
+        "name or address); by default whoever creates the queue.",
     )
 
     sections = [
