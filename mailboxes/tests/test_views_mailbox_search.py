@@ -96,7 +96,8 @@ def test_search_is_served_by_the_trigram_index(sysadmin_client, make_user):
         assert "mailboxes_mailbox_fts MATCH" in page
         with connection.cursor() as cursor:
             cursor.execute(
-                "EXPLAIN QUERY PLAN SELECT rowid FROM mailboxes_mailbox_fts WHERE mailboxes_mailbox_fts MATCH %s",
+                "EXPLAIN QUERY PLAN SELECT rowid FROM mailboxes_mailbox_fts "
+                "WHERE mailboxes_mailbox_fts MATCH %s",
                 ['"contoso"'],
             )
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
