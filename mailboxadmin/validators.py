@@ -1,4 +1,6 @@
 import re
+import zoneinfo
+from functools import cache
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -35,3 +37,18 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 def has_control_characters(value: str) -> bool:
     return _CONTROL_CHARACTER.search(value) is not None
+
+
+@cache
+def time_zone_names() -> list[str]:
+    """The IANA time zone names this machine knows, sorted."""
+    return sorted(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(
+            "“%(value)s” is not a time zone name: use an IANA name such as Europe/Paris or UTC.",
+            code="invalid_time_zone",
+            params={"value": value},
+        )

@@ -14,6 +14,7 @@ from mailboxadmin.forms import (
     apply_write_only_password,
     password_help,
 )
+from mailboxadmin.validators import time_zone_names
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from serverprofiles.models import EmailServerProfile
 
@@ -247,6 +248,7 @@ class OrganizationSettingsForm(VersionedModelForm):
             ["default_server_profile", "default_incoming", "default_outgoing", "default_act"],
         ),
         ("Approval", ["approval_required_for_users", "approval_required_for_queues"]),
+        ("Times", ["time_zone"]),
     ]
 
     class Meta:
@@ -258,7 +260,9 @@ class OrganizationSettingsForm(VersionedModelForm):
             "default_act",
             "approval_required_for_users",
             "approval_required_for_queues",
+            "time_zone",
         ]
+        widgets = {"time_zone": forms.Select(choices=lambda: [(name, name) for name in time_zone_names()])}
 
 
 class NewUserForm(UserForm):
