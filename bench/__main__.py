@@ -77,6 +77,7 @@ def main() -> int:
     scenarios.prepare(size)
     rows = []
     rows += scenarios.list_pages(runs=int_env("RUNS", 15))
+    rows += scenarios.contains_search_and_picker(runs=int_env("RUNS", 15))
     rows += scenarios.admin_changelist(runs=int_env("RUNS", 15), untuned_runs=int_env("UNTUNED_RUNS", 5))
     # The pages (in-process, then under load) first, on the freshly vacuumed database;
     # then the bulk writes; key rotation last, as it changes the key everything uses.

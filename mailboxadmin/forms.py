@@ -6,6 +6,9 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
 
 from mailboxadmin import ratelimit
 
@@ -127,10 +130,30 @@ def password_help(has_password: bool, help_text: str) -> str:
     return f"No password is set. {help_text}"
 
 
-class UsernameChoiceField(forms.ModelChoiceField):
-    """Choose a user by typing the user name: a drop-down of every user does not scale."""
+class UserPickerInput(forms.TextInput):
+    """A user name input that suggests users as one types (user_picker.js asks
+    /users/autocomplete/ and fills the <datalist>, which the browser offers with its own
+    keyboard support). Without the script it is a plain text input."""
 
-    widget = forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+    def __init__(self, attrs=None):
+        super().__init__({"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = dict(attrs or {})
+        options = f"{attrs.get('id') or 'id_' + name}_options"
+        attrs.update(list=options, **{"data-user-picker": reverse("users:autocomplete")})
+        return format_html(
+            '{}<datalist id="{}"></datalist><script src="{}" defer></script>',
+            super().render(name, value, attrs, renderer),
+            options,
+            static("mailboxadmin/user_picker.js"),
+        )
+
+
+class UsernameChoiceField(forms.ModelChoiceField):
+    """Choose a user by user name, with suggestions: a drop-down of every user does not scale."""
+
+    widget = UserPickerInput
     default_error_messages = {"invalid_choice": "There is no user with this user name."}
 
     def __init__(self, **kwargs):

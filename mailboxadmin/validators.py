@@ -1,5 +1,7 @@
 import re
 import unicodedata
+import zoneinfo
+from functools import cache
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -68,3 +70,18 @@ def confusable_scripts(value: str) -> list[str]:
     scripts = {unicodedata.name(char, "").split(" ")[0] for char in value if char.isalpha()}
     mixed = [script.title() for script in _CONFUSABLE_SCRIPTS if script in scripts]
     return mixed if len(mixed) > 1 else []
+
+
+@cache
+def time_zone_names() -> list[str]:
+    """The IANA time zone names this machine knows, sorted."""
+    return sorted(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(
+            "“%(value)s” is not a time zone name: use an IANA name such as Europe/Paris or UTC.",
+            code="invalid_time_zone",
+            params={"value": value},
+        )

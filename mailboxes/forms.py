@@ -14,6 +14,7 @@ from mailboxadmin.forms import (
     apply_write_only_password,
     password_help,
 )
+from mailboxadmin.validators import time_zone_names
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from serverprofiles.models import EmailServerProfile
 
@@ -206,7 +207,9 @@ class UserForm(VersionedModelForm):
 
 class QueueForm(VersionedModelForm):
     owner = UsernameChoiceField(
-        label="Owner", help_text="The user name of the person responsible for this queue."
+        label="Owner",
+        help_text="The user name of the person responsible for this queue (type to find them by "
+        "name or address); by default whoever creates the queue.",
     )
 
     sections = [
@@ -245,6 +248,7 @@ class OrganizationSettingsForm(VersionedModelForm):
             ["default_server_profile", "default_incoming", "default_outgoing", "default_act"],
         ),
         ("Approval", ["approval_required_for_users", "approval_required_for_queues"]),
+        ("Times", ["time_zone"]),
     ]
 
     class Meta:
@@ -256,7 +260,9 @@ class OrganizationSettingsForm(VersionedModelForm):
             "default_act",
             "approval_required_for_users",
             "approval_required_for_queues",
+            "time_zone",
         ]
+        widgets = {"time_zone": forms.Select(choices=lambda: [(name, name) for name in time_zone_names()])}
 
 
 class NewUserForm(UserForm):

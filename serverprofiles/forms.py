@@ -21,7 +21,8 @@ class EmailServerProfileForm(VersionedModelForm):
     owner = UsernameChoiceField(
         label="Owner",
         required=False,
-        help_text="The user name of the person who receives alerts about this profile.",
+        help_text="The user name of the person who receives alerts about this profile "
+        "(type to find them by name or address).",
     )
     make_default = forms.BooleanField(
         label="Set as default profile for new mailboxes",

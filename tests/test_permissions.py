@@ -60,6 +60,7 @@ PAGES = {
     "/users/": ("readonly manager sysadmin", ""),
     "/users/new/": ("manager sysadmin", "manager sysadmin"),
     "/users/{user}/": ("readonly manager sysadmin", "manager sysadmin"),
+    "/users/autocomplete/": ("readonly manager sysadmin", ""),
     "/queues/": ("readonly manager sysadmin", ""),
     "/queues/new/": ("manager sysadmin", "manager sysadmin"),
     "/queues/{queue}/": ("readonly manager sysadmin", "manager sysadmin"),

@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from mailboxadmin.validators import validate_time_zone
 from mailboxes.models.choices import (
     ActMethod,
     IncomingMethod,
@@ -52,6 +53,13 @@ class OrganizationSettings(models.Model):
         "Process email only for approved queues",
         default=True,
         help_text="Queue mailboxes are processed only once their email address is approved.",
+    )
+    time_zone = models.CharField(
+        "Time Zone",
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="The time zone the pages show times in (an IANA name, such as Europe/Paris).",
     )
     version = models.PositiveIntegerField(default=1, editable=False)
 

@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 
 class MailboxSearchText(models.Model):
@@ -28,3 +30,76 @@ class MailboxSearchText(models.Model):
 
     def __str__(self):
         return self.email
+
+
+# SQLite's substring index: an FTS5 table with the trigram tokenizer (SQLite 3.34+), whose
+# rowid is the mailbox id, holding each mailbox's name and address. Triggers keep it in
+# step with every INSERT, UPDATE and DELETE, whoever writes. Django rebuilds a SQLite
+# table (dropping its triggers) for some schema changes, so `sqlite_search_ensure` runs
+# after every migrate too, and refills the index whenever its triggers were missing.
+SQLITE_SEARCH_TABLE = "mailboxes_mailbox_fts"
+_SQLITE_TRIGGERS = {
+    "mailbox_fts_insert": """
+        CREATE TRIGGER mailbox_fts_insert AFTER INSERT ON mailboxes_mailbox BEGIN
+            INSERT INTO mailboxes_mailbox_fts (rowid, name, email) VALUES (NEW.id, NEW.name, NEW.email);
+        END""",
+    "mailbox_fts_update": """
+        CREATE TRIGGER mailbox_fts_update AFTER UPDATE OF id, name, email ON mailboxes_mailbox BEGIN
+            DELETE FROM mailboxes_mailbox_fts WHERE rowid = OLD.id;
+            INSERT INTO mailboxes_mailbox_fts (rowid, name, email) VALUES (NEW.id, NEW.name, NEW.email);
+        END""",
+    "mailbox_fts_delete": """
+        CREATE TRIGGER mailbox_fts_delete AFTER DELETE ON mailboxes_mailbox BEGIN
+            DELETE FROM mailboxes_mailbox_fts WHERE rowid = OLD.id;
+        END""",
+}
+
+
+def sqlite_search_ensure(connection) -> None:
+    """Create SQLite's search index and its triggers where missing (filling it then)."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        tables = connection.introspection.table_names(cursor)
+        if "mailboxes_mailbox" not in tables:
+            return
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        present = {row[0] for row in cursor.fetchall()}
+        if SQLITE_SEARCH_TABLE in tables and present >= set(_SQLITE_TRIGGERS):
+            return
+        cursor.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS mailboxes_mailbox_fts "
+            "USING fts5(name, email, tokenize = 'trigram')"
+        )
+        for name, statement in _SQLITE_TRIGGERS.items():
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+            cursor.execute(statement)
+        cursor.execute("DELETE FROM mailboxes_mailbox_fts")
+        cursor.execute(
+            "INSERT INTO mailboxes_mailbox_fts (rowid, name, email) "
+            "SELECT id, name, email FROM mailboxes_mailbox"
+        )
+
+
+def sqlite_search_drop(connection) -> None:
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        for name in _SQLITE_TRIGGERS:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        cursor.execute("DROP TABLE IF EXISTS mailboxes_mailbox_fts")
+
+
+def mailbox_contains(q: str, *, vendor: str) -> Q:
+    """Mailboxes whose name or address contains `q`, ignoring case, found through an index:
+    on PostgreSQL the trigram indexes of MailboxSearchText (migration 0007), on SQLite the
+    FTS5 trigram table above. A trigram index needs three characters: `q` must have them.
+    """
+    if vendor == "postgresql":
+        matches = MailboxSearchText.objects.filter(Q(name__icontains=q) | Q(email__icontains=q))
+        return Q(pk__in=matches.values("mailbox_id"))
+    if vendor == "sqlite":
+        phrase = '"' + q.replace('"', '""') + '"'  # a phrase matches its text anywhere
+        matches = "SELECT rowid FROM mailboxes_mailbox_fts WHERE mailboxes_mailbox_fts MATCH %s"
+        return Q(pk__in=RawSQL(matches, [f"{{name email}} : {phrase}"]))  # noqa: S611 (q is a parameter)
+    return Q(name__icontains=q) | Q(email__icontains=q)

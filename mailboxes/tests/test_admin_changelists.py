@@ -18,8 +18,9 @@ from mailboxes.services.mailboxes import mailbox_save
 urlpatterns = [path("untuned-admin/", untuned_site.urls)]
 
 # Every page opens with the same four: the session, the user, and the user's own and
-# group permissions (read once per request, for the staff and model permission checks).
-AUTH = 4
+# group permissions (read once per request, for the staff and model permission checks);
+# then the organisation's time zone, as every admin page shows the current UTC offset.
+AUTH = 5
 
 
 @pytest.fixture

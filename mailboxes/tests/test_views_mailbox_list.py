@@ -44,12 +44,23 @@ def test_list_shows_the_columns(sysadmin_client, make_user):
         "Outgoing Email",
         "Appointments, Contacts, and Tasks",
         "Incoming/Outgoing Status",
+        "Appointments, Contacts, and Tasks Status",
         "Email Address Status",
         "Status",
     ]:
         assert re.search(rf"<th>(<a [^>]*>)?{re.escape(column)}( <span|</a>|</th>)", html), column
     assert "alice@example.test" in html
     assert ">Alice Example</a>" in html
+
+
+def test_list_shows_each_mailboxs_appointments_contacts_and_tasks_status(sysadmin_client, make_user):
+    failed, passed = make_user(full_name="Failed Act"), make_user(full_name="Passed Act")
+    Mailbox.objects.filter(pk=failed.mailbox.pk).update(act_status=choices.TestStatus.FAILURE)
+    Mailbox.objects.filter(pk=passed.mailbox.pk).update(act_status=choices.TestStatus.SUCCESS)
+    html = sysadmin_client.get("/mailboxes/", {"view": "all"}).content.decode()
+    for name, status, label in [("Failed Act", "failure", "Failure"), ("Passed Act", "success", "Success")]:
+        row = re.search(rf">{name}</a>.*?</tr>", html, re.S).group(0)
+        assert f'<td><span class="status status--{status}">{label}</span></td>' in row
 
 
 def test_rows_link_to_each_mailbox_and_its_user_or_queue(sysadmin_client, make_user, make_queue):

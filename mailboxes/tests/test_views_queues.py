@@ -109,3 +109,17 @@ def test_queue_list_queries(sysadmin_client, django_assert_num_queries, make_que
     with django_assert_num_queries(5):
         response = sysadmin_client.get("/queues/")
     assert len(response.context["page"]) == 12
+
+
+def test_new_queue_owner_defaults_to_whoever_creates_it(manager_client, manager, org):
+    data = page_form_data(manager_client, "/queues/new/", name="Support", email="support@example.test")
+    assert data["owner"] == "manager"
+    manager_client.post("/queues/new/", data)
+    assert Queue.objects.get(name="Support").owner == manager
+
+
+def test_owner_input_offers_suggestions(sysadmin_client):
+    html = sysadmin_client.get("/queues/new/").content.decode()
+    assert 'list="id_owner_options"' in html
+    assert 'data-user-picker="/users/autocomplete/"' in html
+    assert '<datalist id="id_owner_options"></datalist>' in html

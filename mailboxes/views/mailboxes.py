@@ -1,13 +1,21 @@
 """Mailbox pages: the list, New Forward Mailbox, and the mailbox form."""
 
+from django.db import connections
 from django.db.models import Q
 from django.db.models.functions import Lower
 
 from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
-from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
+from mailboxadmin.views import (
+    MIN_PREFIX_LENGTH,
+    KeysetListView,
+    ServiceCreateView,
+    ServiceUpdateView,
+    search_filter,
+)
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
+from mailboxes.models.search import mailbox_contains
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
 
@@ -50,7 +58,9 @@ class MailboxListView(KeysetListView):
             SAVED_VIEWS[self.saved_view()][1]
         )
         q = self.request.GET.get("q", "").strip()
-        if q:
+        if len(q) >= MIN_PREFIX_LENGTH:
+            mailboxes = mailboxes.filter(mailbox_contains(q, vendor=connections[mailboxes.db].vendor))
+        elif q:
             mailboxes = mailboxes.filter(search_filter(q, ["name", "email"]))
         profile = self.request.GET.get("profile", "")
         if profile.isascii() and profile.isdigit():  # "²".isdigit() is True; int() refuses it
@@ -73,6 +83,7 @@ class MailboxListView(KeysetListView):
             view=current,
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
+            search_matches="contain",
         )
         # Each row's links, from one reverse() per kind of link.
         links = {name: pk_links(f"{name}:edit") for name in ("mailboxes", "users", "queues")}

@@ -36,6 +36,9 @@ class NewQueueView(ServiceCreateView):
     list_url_name = "queues:list"
     saved_message = "The queue “{object.name}” and its mailbox were created."
 
+    def get_initial(self):
+        return {**super().get_initial(), "owner": self.request.user.username}
+
     def save(self, form):
         return queue_insert(form.instance, actor=self.request.user)
 
