@@ -7,6 +7,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from tests.fixtures.oauth_server import JWT_BEARER
 
 
@@ -122,3 +124,49 @@ def test_check_answers_whether_a_token_may_open_a_mailbox(oauth_server):
         "active": False
     }
     assert oauth_server.requests["/check"] == 2
+
+
+def xoauth2(user: str, token: str) -> bytes:
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def test_the_oauth_dovecot_takes_a_token_for_the_mailbox_and_refuses_another(oauth_server, oauth_dovecot):
+    import imaplib
+
+    user = oauth_dovecot.username
+    with imaplib.IMAP4(oauth_dovecot.plain_host, oauth_dovecot.imap_port, timeout=5) as client:
+        client.authenticate("XOAUTH2", lambda _: xoauth2(user, oauth_server.issue_token(user)))
+        client.logout()
+    with imaplib.IMAP4(oauth_dovecot.plain_host, oauth_dovecot.imap_port, timeout=5) as client:
+        token = oauth_server.issue_token("someone-else@example.test")
+        answers = iter([xoauth2(user, token), b""])  # the error continuation is answered empty
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            client.authenticate("XOAUTH2", lambda _: next(answers))
+    with imaplib.IMAP4(oauth_dovecot.plain_host, oauth_dovecot.imap_port, timeout=5) as client:
+        typ, _ = client.login(user, oauth_dovecot.password)  # passwords still work
+        assert typ == "OK"
+
+
+def test_the_oauth_smtp_server_takes_a_token_for_the_mailbox_and_refuses_another(
+    oauth_server, oauth_smtp_servers
+):
+    import smtplib
+
+    user = oauth_smtp_servers.username
+    with smtplib.SMTP(oauth_smtp_servers.host, oauth_smtp_servers.plain_port, timeout=5) as client:
+        client.ehlo()
+        assert "XOAUTH2" in client.esmtp_features["auth"] and "OAUTHBEARER" in client.esmtp_features["auth"]
+        code, _ = client.auth(
+            "XOAUTH2", lambda challenge=None: xoauth2(user, oauth_server.issue_token(user)).decode()
+        )
+        assert code == 235
+    with smtplib.SMTP(oauth_smtp_servers.host, oauth_smtp_servers.plain_port, timeout=5) as client:
+        client.ehlo()
+        token = oauth_server.issue_token("someone-else@example.test")
+
+        def answer(challenge=None):
+            return xoauth2(user, token).decode() if challenge is None else ""
+
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refusal:
+            client.auth("XOAUTH2", answer)
+        assert refusal.value.smtp_code == 535
