@@ -178,3 +178,32 @@ def test_endpoint_repr_never_shows_the_token():
 
     assert "at-secret-xyz" not in repr(target)
     assert target.secrets == ("at-secret-xyz",)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_a_token_is_not_sent_in_plain_text_unless_the_profile_allows_it(recording_servers, protocol):
+    token = "at-Never-Sent-Token-7"
+    target = Endpoint(
+        protocol,
+        recording_servers.host,
+        getattr(recording_servers, f"{protocol}_port"),
+        False,
+        username="u",
+        access_token=token,
+        timeout=SHORT,
+    )
+
+    outcome = check(target)
+
+    assert outcome.cause == Cause.ENCRYPTION_REQUIRED
+    received = recording_servers.recording.data
+    assert b"Never-Sent" not in received
+    assert b"AUTH" not in received.upper()
+
+
+def test_the_oauthbearer_user_is_escaped_as_rfc_5801_asks():
+    from serverprofiles.connectors.sasl import sasl_oauthbearer
+
+    assert (
+        sasl_oauthbearer("a,b=c@example.test", "T") == "n,a=a=2Cb=3Dc@example.test,\x01auth=Bearer T\x01\x01"
+    )
