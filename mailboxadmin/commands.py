@@ -4,6 +4,7 @@ one-line errors (a database that cannot be used included)."""
 import os
 import sys
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
@@ -54,8 +55,7 @@ def add_actor_argument(parser) -> None:
 
 def resolve_actor(username: str | None):
     """The user history entries are recorded under when a command makes a change."""
-    from mailboxes.models import User
-
+    User = get_user_model()
     if username:
         try:
             return User.objects.get(username=username)

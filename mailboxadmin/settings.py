@@ -178,9 +178,6 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-# An untuned Mailbox admin at /untuned-admin/, only for `make bench` to compare against.
-BENCHMARK_UNTUNED_ADMIN = env.bool("BENCHMARK_UNTUNED_ADMIN", default=False)
-
 # Failed logins: after this many failures for one username and address within the
 # window, further attempts are refused until the window has passed.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

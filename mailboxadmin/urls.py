@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -19,8 +18,3 @@ urlpatterns = [
     path("settings/", include("mailboxes.urls_settings")),
     path("serverprofiles/", include("serverprofiles.urls")),
 ]
-
-if settings.BENCHMARK_UNTUNED_ADMIN:
-    from mailboxadmin.admin_tools.untuned import untuned_site
-
-    urlpatterns.append(path("untuned-admin/", untuned_site.urls))
