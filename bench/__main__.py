@@ -55,7 +55,6 @@ def configure() -> dict[str, str]:
             # security settings stay as they are).
             "SECURE_SSL_REDIRECT": "false",
             "ALLOWED_HOSTS": "127.0.0.1,testserver",
-            "BENCHMARK_UNTUNED_ADMIN": "true",
             # The bench's Dovecot and SMTP server listen on loopback, refused by default.
             "MAIL_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
             "LOG_LEVEL": "WARNING",

@@ -185,31 +185,21 @@ def _unwrap(plaintext: str) -> BoundSecret:
     return BoundSecret(plaintext, None)  # stored before secrets were bound
 
 
-class Reencryptor:
-    """Re-encrypts tokens under the first key of FIELD_ENCRYPTION_KEYS, as read when made.
-
-    Each token is tried under one key after another, starting with the key that
-    decrypted the previous token: a rotation meets long runs of tokens under one key, so
-    most tokens cost one decryption, plus one encryption when that key is not the first.
-    """
-
-    def __init__(self):
-        keys = tuple(dict.fromkeys(_keys()))  # a key listed twice is still the first key
-        self._fernets = _fernets(keys)
-        self._order = list(range(len(keys)))
-
-    def __call__(self, token: str, *, record: str) -> str | None:
-        """`token` re-encrypted under the first key, or None when it already is."""
-        data = token.encode()
-        for position, index in enumerate(self._order):
-            try:
-                plaintext = self._fernets[index].decrypt(data)
-            except (InvalidToken, ValueError):
-                continue
-            if position:
-                self._order.insert(0, self._order.pop(position))
-            return None if index == 0 else self._fernets[0].encrypt(plaintext).decode()
+def reencrypt(token: str, *, record: str) -> str | None:
+    """`token` re-encrypted under the first key, its payload (and binding) as it is; None
+    when it already is under the first key. `record` names the owner if no key fits."""
+    keys = _keys()
+    data = token.encode()
+    try:
+        _fernets(keys)[0].decrypt(data)
+    except (InvalidToken, ValueError):
+        pass
+    else:
+        return None
+    try:
+        return _multi_fernet(keys).rotate(data).decode()
+    except (InvalidToken, ValueError) as exc:
         raise CredentialDecryptionError(
             f"The stored password of {record} cannot be decrypted with any key in "
             "FIELD_ENCRYPTION_KEYS; nothing was rotated."
-        )
+        ) from exc

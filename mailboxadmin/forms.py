@@ -1,4 +1,5 @@
-"""Form pieces every page shares: stale-edit versions, write-only passwords, sections."""
+"""Form pieces every page shares: stale-edit versions, write-only passwords, sections,
+the date-time input."""
 
 import json
 
@@ -128,6 +129,15 @@ def password_help(has_password: bool, help_text: str) -> str:
     if has_password:
         return f"A password is set. {help_text} Leave empty to keep it."
     return f"No password is set. {help_text}"
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    """The browser's own date and time picker, given the value in the format it reads."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%dT%H:%M")
 
 
 class UserPickerInput(forms.TextInput):

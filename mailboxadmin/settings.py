@@ -180,9 +180,6 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-# An untuned Mailbox admin at /untuned-admin/, only for `make bench` to compare against.
-BENCHMARK_UNTUNED_ADMIN = env.bool("BENCHMARK_UNTUNED_ADMIN", default=False)
-
 # Failed sign-ins (mailboxadmin/ratelimit.py), counted within a window: from one client
 # address, across user names, up to a limit and then refused until the window has passed;
 # for one user name, across addresses, up to a limit and then delayed (1, 2, 4 … seconds,

@@ -33,8 +33,3 @@ urlpatterns = [
     path("settings/", include("mailboxes.urls_settings")),
     path("serverprofiles/", include("serverprofiles.urls")),
 ]
-
-if settings.BENCHMARK_UNTUNED_ADMIN:
-    from mailboxadmin.admin_tools.untuned import untuned_site
-
-    urlpatterns.append(path("untuned-admin/", untuned_site.urls))

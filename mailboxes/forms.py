@@ -8,6 +8,7 @@ from django import forms
 from django.utils import formats, timezone
 
 from mailboxadmin.forms import (
+    DateTimeLocalInput,
     UsernameChoiceField,
     VersionedModelForm,
     WriteOnlyPasswordField,
@@ -33,13 +34,6 @@ class ServerProfileSelect(forms.Select):
         if profile is not None:
             option["attrs"]["data-user-credentials"] = "true" if profile.uses_user_credentials else "false"
         return option
-
-
-class DateTimeLocalInput(forms.DateTimeInput):
-    input_type = "datetime-local"
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs, format="%Y-%m-%dT%H:%M")
 
 
 def _profile_field(**kwargs) -> forms.ModelChoiceField:

@@ -3,7 +3,6 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef
 
 from mailboxadmin.admin_tools import (
-    ServiceModelAdmin,
     ServiceModelForm,
     VersionedFormMixin,
     WriteOnlyPasswordsMixin,
@@ -11,6 +10,7 @@ from mailboxadmin.admin_tools import (
     delete_selected,
     password_field,
 )
+from mailboxes.admin.base import ServiceAdmin
 from mailboxes.models import Mailbox, OrganizationSettings
 from mailboxes.services.organization import may_change_organization_settings
 from mailboxes.services.testing import schedule_mailbox_tests
@@ -94,7 +94,7 @@ def rebind_passwords(modeladmin, request, queryset):
 
 
 @admin.register(EmailServerProfile)
-class EmailServerProfileAdmin(ServiceModelAdmin):
+class EmailServerProfileAdmin(ServiceAdmin):
     form = ServerProfileForm
     list_display = (
         "name",

@@ -3,13 +3,13 @@
 from django import forms
 
 from mailboxadmin.forms import (
+    DateTimeLocalInput,
     UsernameChoiceField,
     VersionedModelForm,
     WriteOnlyPasswordField,
     apply_write_only_password,
     password_help,
 )
-from mailboxes.forms import DateTimeLocalInput
 from serverprofiles.models import EXCHANGE_TYPES, AuthenticationMethod, EmailServerProfile
 
 _EXCHANGE = [str(t) for t in EXCHANGE_TYPES]

@@ -2,8 +2,8 @@
 
 import pytest
 
+from mailboxadmin.commands import hide_argument_values
 from mailboxes.config import codes
-from mailboxes.config.cli import hide_argument_values
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
 from mailboxadmin import history
-from mailboxadmin.admin_tools import ServiceModelAdmin, ServiceModelForm, VersionedFormMixin, delete_selected
+from mailboxadmin.admin_tools import ServiceModelForm, VersionedFormMixin, delete_selected
+from mailboxes.admin.base import ServiceAdmin
 from mailboxes.models import Queue, User
 from mailboxes.services.queues import queue_delete, queue_insert, queue_save
 from mailboxes.services.roles import may_administer_roles, may_change_account
@@ -32,7 +33,7 @@ class UserEditForm(VersionedFormMixin, ServiceModelForm, UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
+class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     """Django's user admin fitted to our User (a full name instead of first and last);
     creating a user creates its mailbox, and changing the address or the active flag
     carries over to it (M12, M16).
@@ -154,7 +155,7 @@ class QueueForm(VersionedFormMixin, ServiceModelForm):
 
 
 @admin.register(Queue)
-class QueueAdmin(ServiceModelAdmin):
+class QueueAdmin(ServiceAdmin):
     """Queues: creating one creates its mailbox; its address, owner and active flag
     carry over to the mailbox (M12, M16)."""
 

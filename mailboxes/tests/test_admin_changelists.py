@@ -6,16 +6,12 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import path, reverse
+from django.urls import reverse
 
 from mailboxadmin.admin_tools import pagination
 from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
-from mailboxadmin.admin_tools.untuned import untuned_site
 from mailboxes.models import Mailbox, MailboxAlert, MailboxSearchText
 from mailboxes.services.mailboxes import mailbox_save
-
-# For the comparison with an untuned ModelAdmin (used with @pytest.mark.urls(__name__)).
-urlpatterns = [path("untuned-admin/", untuned_site.urls)]
 
 # Every page opens with the same four: the session, the user, and the user's own and
 # group permissions (read once per request, for the staff and model permission checks);
@@ -203,7 +199,7 @@ def test_alert_changelist_queries(sysadmin_client, many_mailboxes, django_assert
     assert len(response.context["cl"].result_list) == many_mailboxes.count()
 
 
-@pytest.mark.urls(__name__)
+@pytest.mark.urls("bench.urls")  # the bench's URLs: the product's and /untuned-admin/
 def test_the_untuned_admin_grows_a_query_per_row(sysadmin_client, many_mailboxes):
     # What the tuned changelist saves: here each row's profile, user or queue is a query.
     with CaptureQueriesContext(connection) as untuned:

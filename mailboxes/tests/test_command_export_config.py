@@ -4,8 +4,8 @@ import json
 import pytest
 from django.core.management.base import CommandError
 
+from mailboxadmin.commands import Progress
 from mailboxes.config import export
-from mailboxes.config.cli import Progress
 from mailboxes.models import Mailbox, OrganizationSettings
 from tests.fixtures.commands import SECRETS
 

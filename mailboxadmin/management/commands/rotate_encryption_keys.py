@@ -18,10 +18,7 @@ class Command(BaseCommand):
             "--batch-size",
             type=int,
             default=1000,
-            help=(
-                "Rows written per committed transaction (default 1000); "
-                "eight times as many are read at a time."
-            ),
+            help="Rows read and written per committed transaction (default 1000).",
         )
 
     def handle(self, *args, dry_run, batch_size, **options):

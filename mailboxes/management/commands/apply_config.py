@@ -3,9 +3,8 @@ import sys
 
 from django.core.management.base import CommandError
 
-from mailboxadmin.commands import add_actor_argument
+from mailboxadmin.commands import Progress, ScriptCommand, add_actor_argument, command_actor
 from mailboxes.config.apply import config_apply
-from mailboxes.config.cli import Progress, ScriptCommand, command_actor
 from mailboxes.config.document import ConfigError
 
 # What a file may do, section by section; an --actor needs the permissions for the

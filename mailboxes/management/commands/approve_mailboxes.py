@@ -2,8 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from mailboxadmin.commands import add_actor_argument, one_line
-from mailboxes.config.cli import Progress, ScriptCommand, command_actor
+from mailboxadmin.commands import Progress, ScriptCommand, add_actor_argument, command_actor, one_line
 from mailboxes.models import ApprovalStatus, Mailbox
 from mailboxes.services.mailboxes import mailbox_set_approval
 

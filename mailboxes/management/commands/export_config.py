@@ -3,7 +3,7 @@ import tempfile
 
 from django.core.management.base import CommandError
 
-from mailboxes.config.cli import Progress, ScriptCommand
+from mailboxadmin.commands import Progress, ScriptCommand
 from mailboxes.config.export import config_export
 
 

@@ -2,8 +2,14 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from mailboxadmin.commands import add_actor_argument, add_password_arguments, one_line, read_password
-from mailboxes.config.cli import ScriptCommand, command_actor
+from mailboxadmin.commands import (
+    ScriptCommand,
+    add_actor_argument,
+    add_password_arguments,
+    command_actor,
+    one_line,
+    read_password,
+)
 from mailboxes.config.document import renamed
 from mailboxes.models import Mailbox
 from mailboxes.services.mailboxes import mailbox_save

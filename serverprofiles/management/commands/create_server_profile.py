@@ -2,9 +2,15 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from mailboxadmin.commands import add_actor_argument, add_password_arguments, one_line, read_password
+from mailboxadmin.commands import (
+    ScriptCommand,
+    add_actor_argument,
+    add_password_arguments,
+    command_actor,
+    one_line,
+    read_password,
+)
 from mailboxes.config import codes
-from mailboxes.config.cli import ScriptCommand, command_actor
 from mailboxes.config.document import renamed
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
 from serverprofiles.services import profile_create

@@ -1,5 +1,5 @@
-"""An untuned admin for mailboxes, mounted only for `make bench` to compare the tuned
-one against (settings.BENCHMARK_UNTUNED_ADMIN; see mailboxadmin/urls.py)."""
+"""An untuned admin for mailboxes, which `make bench` compares the tuned one against;
+mounted at /untuned-admin/ by bench/urls.py only."""
 
 from django.contrib import admin
 
