@@ -65,6 +65,9 @@ class NewUserView(ServiceCreateView):
 
 class UserEditView(RegardingFormMixin, ServiceUpdateView):
     model = User
+    # Not "user" (Django's default for this model): that is the signed-in user, whom the
+    # top bar names and whose permissions decide the navigation.
+    context_object_name = "account"
     form_class = UserForm
     template_name = "mailboxes/user_form.html"
     view_permission = "mailboxes.view_user"
