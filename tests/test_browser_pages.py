@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.fixtures.ui import field_errors, page_form_data
 from tests.test_browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -24,3 +25,54 @@ def test_the_user_page_names_the_signed_in_user_not_the_edited_one(browser_page,
     expect(page.locator(".topbar__user")).to_have_text(sysadmin.get_short_name())
     expect(page.get_by_role("navigation", name="Sections").get_by_role("link", name="Users")).to_be_visible()
     assert page.console_errors == []
+
+
+def offered(page, label) -> list[str]:
+    return page.get_by_label(label, exact=True).locator("option").all_inner_texts()
+
+
+SSYNC = "Server-Side Synchronization or Email Router"
+
+
+def test_each_kind_of_mailbox_is_offered_only_the_methods_its_rules_allow(
+    browser_page, sysadmin, make_user, make_queue, make_forward_mailbox
+):
+    page = browser_page
+    forward = make_forward_mailbox(name="Collector")
+    queue = make_queue(name="Support")
+    user = make_user(username="alice")
+    sign_in(page)
+
+    for url in ("/mailboxes/new-forward/", forward.get_absolute_url()):  # M3, M4
+        page.goto(url)
+        assert offered(page, "Incoming Email") == ["None", SSYNC]
+        assert offered(page, "Outgoing Email") == ["None"]
+        assert offered(page, "Appointments, Contacts, and Tasks") == ["None"]
+
+    page.goto(queue.mailbox.get_absolute_url())  # M9, M10
+    assert offered(page, "Incoming Email") == ["None", SSYNC, "Forward Mailbox"]
+    assert offered(page, "Outgoing Email") == ["None", SSYNC]
+    assert offered(page, "Appointments, Contacts, and Tasks") == ["None"]
+
+    page.goto(user.mailbox.get_absolute_url())  # a user mailbox may use each one
+    assert offered(page, "Incoming Email") == ["None", "Outlook", SSYNC, "Forward Mailbox"]
+    assert offered(page, "Outgoing Email") == ["None", "Outlook", SSYNC]
+    assert offered(page, "Appointments, Contacts, and Tasks") == [
+        "None",
+        "Outlook",
+        "Server-Side Synchronization",
+    ]
+    assert page.console_errors == []
+
+
+def test_a_forbidden_method_sent_anyway_is_refused_by_the_server(sysadmin_client, make_queue):
+    """The drop-down is a convenience: the model's rule still decides (M10)."""
+    mailbox = make_queue().mailbox
+    before = mailbox.outgoing_method
+    data = page_form_data(sysadmin_client, mailbox.get_absolute_url(), outgoing_method="outlook")
+    response = sysadmin_client.post(mailbox.get_absolute_url(), data)
+    assert field_errors(response, "outgoing_method") == [
+        "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization or Email Router."
+    ]
+    mailbox.refresh_from_db()
+    assert mailbox.outgoing_method == before

@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -42,6 +44,49 @@ class MailboxKind(models.TextChoices):
     USER = "user", "User mailbox"
     QUEUE = "queue", "Queue mailbox"
     FORWARD = "forward", "Forward mailbox"
+
+
+class AllowedMethods(NamedTuple):
+    values: tuple[str, ...]
+    message: str  # the refusal of any other value
+
+
+# M3, M4, M9 and M10: the delivery methods a forward or queue mailbox may use (a user
+# mailbox may use every one). clean() refuses any other; the forms offer only these.
+KIND_METHODS: dict[str, dict[str, AllowedMethods]] = {
+    MailboxKind.FORWARD: {
+        "incoming_method": AllowedMethods(
+            (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC),
+            "A forward mailbox's Incoming Email must be None or Server-Side Synchronization or Email Router.",
+        ),
+        "outgoing_method": AllowedMethods(
+            (OutgoingMethod.NONE,), "A forward mailbox's Outgoing Email must be None."
+        ),
+        "act_method": AllowedMethods(
+            (ActMethod.NONE,), "A forward mailbox's Appointments, Contacts, and Tasks must be None."
+        ),
+    },
+    MailboxKind.QUEUE: {
+        "incoming_method": AllowedMethods(
+            (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC, IncomingMethod.FORWARD_MAILBOX),
+            "A queue mailbox's Incoming Email must be None, Server-Side Synchronization "
+            "or Email Router, or Forward Mailbox.",
+        ),
+        "outgoing_method": AllowedMethods(
+            (OutgoingMethod.NONE, OutgoingMethod.SERVER_SIDE_SYNC),
+            "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization or Email Router.",
+        ),
+        "act_method": AllowedMethods(
+            (ActMethod.NONE,), "A queue mailbox's Appointments, Contacts, and Tasks must be None."
+        ),
+    },
+}
+
+
+def allowed_methods(kind: str, field: str) -> tuple[str, ...] | None:
+    """The values `field` (a delivery method) may take on a mailbox of `kind`; None: any."""
+    rule = KIND_METHODS.get(kind, {}).get(field)
+    return rule.values if rule else None
 
 
 class MailboxQuerySet(models.QuerySet):
@@ -456,16 +501,6 @@ class Mailbox(models.Model):
                     "__all__",
                     "Approval does not apply to forward mailboxes: Email Address Status stays Empty.",
                 )
-            if self.outgoing_method != OutgoingMethod.NONE:  # M3
-                add("outgoing_method", "A forward mailbox's Outgoing Email must be None.")
-            if self.incoming_method not in (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC):  # M4
-                add(
-                    "incoming_method",
-                    "A forward mailbox's Incoming Email must be None or Server-Side "
-                    "Synchronization or Email Router.",
-                )
-            if self.act_method != ActMethod.NONE:  # M4
-                add("act_method", "A forward mailbox's Appointments, Contacts, and Tasks must be None.")
             if profile is None:  # M5
                 add("server_profile", "A forward mailbox must have a server profile.")
         if self.delete_after_processing and is_user:  # M6
@@ -490,29 +525,9 @@ class Mailbox(models.Model):
                 "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
                 "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts.",
             )
-        if is_queue:  # M9
-            if self.incoming_method not in (
-                IncomingMethod.NONE,
-                IncomingMethod.SERVER_SIDE_SYNC,
-                IncomingMethod.FORWARD_MAILBOX,
-            ):
-                add(
-                    "incoming_method",
-                    "A queue mailbox's Incoming Email must be None, Server-Side Synchronization "
-                    "or Email Router, or Forward Mailbox.",
-                )
-            if self.outgoing_method not in (OutgoingMethod.NONE, OutgoingMethod.SERVER_SIDE_SYNC):
-                add(
-                    "outgoing_method",
-                    "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization "
-                    "or Email Router.",
-                )
-            if self.act_method != ActMethod.NONE:
-                add("act_method", "A queue mailbox's Appointments, Contacts, and Tasks must be None.")
-        if not is_user:  # M10
-            for field in ("incoming_method", "outgoing_method", "act_method"):
-                if getattr(self, field) == OUTLOOK and field not in errors:
-                    add(field, "Outlook is available only for user mailboxes.")
+        for field, allowed in KIND_METHODS.get(self.kind, {}).items():  # M3, M4, M9, M10
+            if getattr(self, field) not in allowed.values:
+                add(field, allowed.message)
         # M11 (also a unique index; checked here to name the field)
         if self.email and self.email_is_taken():
             add("email", "Another mailbox already uses this email address.")
