@@ -76,3 +76,27 @@ def test_a_forbidden_method_sent_anyway_is_refused_by_the_server(sysadmin_client
     ]
     mailbox.refresh_from_db()
     assert mailbox.outgoing_method == before
+
+
+ERROR_RED = "rgb(179, 38, 30)"  # --bad in app.css
+
+
+def test_a_refused_save_marks_the_field_in_red_and_focuses_the_error_summary(browser_page, sysadmin, profile):
+    page = browser_page
+    sign_in(page)
+    page.goto("/mailboxes/new-forward/")
+    page.get_by_label("Email address", exact=True).fill("not an address")
+    page.get_by_label("Server Profile", exact=True).select_option(label=profile.name)
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    summary = page.locator(".form-errors")
+    expect(summary).to_be_focused()
+    email = page.get_by_label("Email address", exact=True)
+    expect(email).to_have_css("border-top-color", ERROR_RED)
+    expect(page.get_by_label("Name", exact=True)).to_have_css("border-top-color", ERROR_RED)
+    expect(page.get_by_label("Server Profile", exact=True)).not_to_have_css("border-top-color", ERROR_RED)
+    # The summary links each field in error; following a link puts the cursor in it.
+    expect(summary.get_by_role("link")).to_have_text(["Name", "Email address"])
+    summary.get_by_role("link", name="Email address").click()
+    expect(email).to_be_focused()
+    assert page.console_errors == []

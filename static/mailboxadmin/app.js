@@ -73,8 +73,25 @@
     update();
   }
 
+  /* After a refused save, focus the error summary (a screen reader reads it, the keyboard
+     starts there); each of its links moves focus to the field it names. */
+  function setUpErrorSummary(summary) {
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[data-focus-field]");
+      if (!link) return;
+      var input = document.getElementById(link.getAttribute("href").slice(1));
+      if (!input) return;
+      event.preventDefault();
+      input.scrollIntoView({ block: "center" });
+      input.focus();
+    });
+    summary.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-select-all]").forEach(setUpSelectAll);
     document.querySelectorAll("form.record-form").forEach(setUpConditionalFields);
+    var summary = document.querySelector("[data-focus-on-load]");
+    if (summary) setUpErrorSummary(summary);
   });
 })();
