@@ -100,3 +100,92 @@ def test_a_refused_save_marks_the_field_in_red_and_focuses_the_error_summary(bro
     summary.get_by_role("link", name="Email address").click()
     expect(email).to_be_focused()
     assert page.console_errors == []
+
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+def test_on_a_phone_nothing_scrolls_sideways_and_the_sections_fold(
+    browser_page, sysadmin, make_user, make_forward_mailbox, profile, screenshots
+):
+    page = browser_page
+    for n in range(3):
+        make_user(username=f"someone.with.a.long.name{n}", full_name=f"Someone With A Long Name {n}")
+    forward = make_forward_mailbox(name="Collector for the whole organisation")
+    sign_in(page)
+    page.set_viewport_size(PHONE)
+
+    pages = {
+        "mailbox-list": "/mailboxes/?view=all",
+        "mailbox-form": forward.get_absolute_url(),
+        "new-forward-mailbox": "/mailboxes/new-forward/",
+        "profile-form": profile.get_absolute_url(),
+        "new-profile": "/serverprofiles/new/",
+    }
+    for name, url in pages.items():
+        page.goto(url)
+        assert no_sideways_scroll(page), name
+        page.screenshot(path=str(screenshots / f"{name}-390.png"), full_page=True)
+
+    # Labels above their inputs: the input is as wide as the page allows, not squeezed.
+    page.goto(forward.get_absolute_url())
+    label = page.locator('label[for="id_name"]').bounding_box()
+    name_input = page.get_by_label("Name", exact=True).bounding_box()
+    assert name_input["y"] > label["y"] + label["height"] - 1
+    assert name_input["width"] > 300
+
+    # The list's table scrolls inside its frame.
+    page.goto("/mailboxes/?view=all")
+    frame = page.locator(".table-wrap").first
+    assert frame.evaluate("element => element.scrollWidth > element.clientWidth")
+
+    # The sections fold behind Menu.
+    sections = page.get_by_role("navigation", name="Sections")
+    expect(sections).to_be_hidden()
+    page.get_by_role("button", name="Menu").click()
+    sections.get_by_role("link", name="Server Profiles").click()
+    expect(page.get_by_role("heading", name="Email Server Profiles")).to_be_visible()
+    assert no_sideways_scroll(page)
+
+    # A refused save on a phone: still no sideways scroll.
+    page.goto("/mailboxes/new-forward/")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".form-errors")).to_be_focused()
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(screenshots / "new-forward-mailbox-errors-390.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_screenshots_of_the_main_pages_at_1280_and_390(
+    browser_page, sysadmin, make_user, make_queue, make_forward_mailbox, profile, screenshots
+):
+    """For a reviewer: artifacts/screenshots/<page>-<width>.png (see README)."""
+    page = browser_page
+    user = make_user(username="alice", full_name="Alice Example")
+    queue = make_queue(name="Support")
+    forward = make_forward_mailbox(name="Collector")
+    sign_in(page)
+    pages = {
+        "mailbox-list": "/mailboxes/?view=all",
+        "user-mailbox": user.mailbox.get_absolute_url(),
+        "queue-mailbox": queue.mailbox.get_absolute_url(),
+        "forward-mailbox": forward.get_absolute_url(),
+        "profile-list": "/serverprofiles/",
+        "profile-form": profile.get_absolute_url(),
+        "users": "/users/",
+        "user-form": user.get_absolute_url(),
+        "queues": "/queues/",
+        "email-settings": "/settings/email/",
+    }
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for name, url in pages.items():
+            page.goto(url)
+            assert no_sideways_scroll(page), (name, viewport)
+            page.screenshot(path=str(screenshots / f"{name}-{viewport['width']}.png"), full_page=True)
+    assert page.console_errors == []

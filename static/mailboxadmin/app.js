@@ -88,9 +88,19 @@
     summary.focus();
   }
 
+  /* On a narrow screen the sections fold behind Menu (app.css shows the button there). */
+  function setUpMenu(button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = button.getAttribute("aria-expanded") === "true";
+      button.setAttribute("aria-expanded", open ? "false" : "true");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-select-all]").forEach(setUpSelectAll);
     document.querySelectorAll("form.record-form").forEach(setUpConditionalFields);
+    document.querySelectorAll(".topbar__toggle").forEach(setUpMenu);
     var summary = document.querySelector("[data-focus-on-load]");
     if (summary) setUpErrorSummary(summary);
   });
