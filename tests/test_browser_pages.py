@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.fixtures.ui import field_errors, page_form_data
 from tests.test_browser import sign_in
+from tests.test_browser_connection_test import run_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -188,4 +189,48 @@ def test_screenshots_of_the_main_pages_at_1280_and_390(
             page.goto(url)
             assert no_sideways_scroll(page), (name, viewport)
             page.screenshot(path=str(screenshots / f"{name}-{viewport['width']}.png"), full_page=True)
+    assert page.console_errors == []
+
+
+@pytest.fixture
+def database_tasks(settings):
+    """Tasks wait in the database for a worker, as in production (not run at once)."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+def test_test_and_enable_results_appear_at_the_top_without_a_reload(
+    browser_page,
+    sysadmin,
+    make_test_server_profile,
+    make_test_mailbox,
+    no_approval_required,
+    database_tasks,
+    screenshots,
+):
+    page = browser_page
+    mailbox = make_test_mailbox(make_test_server_profile(), password="Wrong-Password-1")
+    sign_in(page)
+    page.goto(mailbox.get_absolute_url())
+    page.get_by_role("button", name="Test & Enable Mailbox").click()
+    expect(page.get_by_text("Test & Enable scheduled: testing…")).to_be_visible()
+    page.evaluate("window.stillTheSamePage = true")
+
+    run_worker()  # a worker process would, meanwhile
+
+    status = page.locator("#mailbox-status")
+    expect(status.locator('[data-status="incoming"]')).to_have_text("Failure")
+    expect(status.locator('[data-status="incoming"]')).to_have_css("color", ERROR_RED)
+    expect(status.locator('[data-status="outgoing"]')).to_have_text(re.compile("Success|Failure"))
+    expect(status.locator(".alert-banner--error")).to_contain_text("uthentication failed")
+    expect(page.get_by_text("Test & Enable scheduled: testing…")).to_have_count(0)
+    expect(page.get_by_label("Incoming Email Status", exact=True)).to_have_value("Failure")
+    expect(page.get_by_label("Incoming Email Status", exact=True)).to_have_css("color", ERROR_RED)
+    assert page.evaluate("window.stillTheSamePage") is True  # shown without a reload
+    assert "Wrong-Password-1" not in page.content()
+    page.screenshot(path=str(screenshots / "mailbox-test-result-1280.png"), full_page=True)
+
+    # The form follows the version the test gave the mailbox: Save is not refused as stale.
+    page.get_by_label("Name", exact=True).fill("Tested box")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("The mailbox “Tested box” was saved.")).to_be_visible()
     assert page.console_errors == []

@@ -2,10 +2,21 @@
 
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils import formats, timezone
+from django.views import View
 
 from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
-from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, search_filter
+from mailboxadmin.views import (
+    KeysetListView,
+    ServiceCreateView,
+    ServiceUpdateView,
+    StaffPermissionMixin,
+    search_filter,
+)
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
@@ -134,7 +145,8 @@ class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
         context = super().get_context_data(**kwargs)
         mailbox = self.object
         context["commands"] = commands_for(self.request.user, mailbox=mailbox)
-        context["alerts"] = mailbox.alerts.all()[:10]
+        context["alerts"] = alerts = list(mailbox.alerts.all()[:10])
+        context["latest_alert"] = alerts[0] if alerts else None
         context["test_errors"] = [
             (label, error)
             for label, error in (
@@ -145,3 +157,39 @@ class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
             if error
         ]
         return context
+
+
+STATUS_TEMPLATE = "mailboxes/includes/mailbox_status.html"
+
+
+class MailboxStatusView(StaffPermissionMixin, View):
+    """The top of a mailbox's form as JSON, which its script asks for while a Test &
+    Enable runs: the results appear without a reload."""
+
+    view_permission = "mailboxes.view_mailbox"
+    http_method_names = ["get", "head"]
+
+    def get(self, request, pk):
+        mailbox = get_object_or_404(Mailbox.objects.select_related("user", "queue"), pk=pk)
+        completed = mailbox.test_completed_on
+        return JsonResponse(
+            {
+                "scheduled": mailbox.test_scheduled_on is not None,
+                "version": mailbox.version,
+                "html": render_to_string(
+                    STATUS_TEMPLATE,
+                    {"mailbox": mailbox, "latest_alert": mailbox.alerts.first()},
+                    request=request,
+                ),
+                # The read-only Configuration Test Results fields of the form.
+                "fields": {
+                    "incoming_status": mailbox.get_incoming_status_display(),
+                    "outgoing_status": mailbox.get_outgoing_status_display(),
+                    "act_status": mailbox.get_act_status_display(),
+                    "test_completed_on": formats.date_format(timezone.localtime(completed), "DATETIME_FORMAT")
+                    if completed
+                    else "",
+                },
+            },
+            headers={"Cache-Control": "no-store"},
+        )
