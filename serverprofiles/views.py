@@ -126,7 +126,9 @@ class ProfileFormMixin:
             form.add_error(None, error)
             return self.form_invalid(form)
         messages.info(
-            self.request, "Nothing was saved yet: Save keeps these values (type a new password again first)."
+            self.request,
+            "Test Connection tries the values on this form without saving them: "
+            "when they work, Save keeps them (type a new password again first).",
         )
         context = self.get_context_data(
             form=form, connection_test=test, connection_test_lines=connection_test_lines(test)

@@ -234,3 +234,29 @@ def test_test_and_enable_results_appear_at_the_top_without_a_reload(
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("The mailbox “Tested box” was saved.")).to_be_visible()
     assert page.console_errors == []
+
+
+def test_messages_say_what_to_do(
+    browser_page, sysadmin, make_test_server_profile, make_test_mailbox, make_forward_mailbox, org
+):
+    page = browser_page
+    mailbox = make_test_mailbox(make_test_server_profile())  # pending approval (A2)
+    other = make_forward_mailbox(name="Collector", email="collector@example.test")
+    sign_in(page)
+    page.goto(mailbox.get_absolute_url())
+    page.get_by_role("button", name="Test & Enable Mailbox").click()
+
+    # The approval failure names the command and who may run it, with one workload everywhere.
+    banner = page.locator("#mailbox-status .alert-banner--error")
+    expect(banner).to_contain_text("The email address requires approval. A System Administrator")
+    expect(banner).to_contain_text("General")
+    alerts = page.locator("#section-alerts").locator("..")
+    expect(alerts.locator(".alert--error strong")).to_have_text(["General:"])
+    expect(alerts.locator("tbody tr").first).to_contain_text("General")
+
+    # A taken address links the mailbox that has it.
+    page.get_by_label("Email address", exact=True).fill("Collector@example.test")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("link", name="Collector <collector@example.test>").click()
+    expect(page).to_have_url(re.compile(rf"/mailboxes/{other.pk}/$"))
+    assert page.console_errors == []

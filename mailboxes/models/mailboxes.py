@@ -21,6 +21,7 @@ SSYNC = "server-side-sync"
 OUTLOOK = "outlook"
 
 M6_MESSAGE = "The Delete Emails after Processing option cannot be set to Yes for user mailboxes."
+M11_MESSAGE = "Another mailbox already uses this email address."
 M15_WARNING = (
     "This mailbox uses Server-Side Synchronization but has no server profile: "
     "it will not be processed until a server profile is set."
@@ -276,7 +277,7 @@ class Mailbox(models.Model):
             models.UniqueConstraint(
                 Lower("email"),
                 name="mailbox_email_unique_ci",
-                violation_error_message="Another mailbox already uses this email address.",
+                violation_error_message=M11_MESSAGE,
             ),
             # M1/M2: regarding matches the kind.
             models.CheckConstraint(
@@ -530,7 +531,7 @@ class Mailbox(models.Model):
                 add(field, allowed.message)
         # M11 (also a unique index; checked here to name the field)
         if self.email and self.email_is_taken():
-            add("email", "Another mailbox already uses this email address.")
+            add("email", M11_MESSAGE)
         # M14
         if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and not is_forward:
             if not self.forward_target_exists():

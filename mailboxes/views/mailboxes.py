@@ -21,6 +21,7 @@ from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
+from mailboxes.views.conflicts import EmailConflictMixin
 
 FAILURE = TestStatus.FAILURE
 
@@ -96,7 +97,7 @@ class MailboxListView(KeysetListView):
         return context
 
 
-class MailboxFormContextMixin:
+class MailboxFormContextMixin(EmailConflictMixin):
     list_url_name = "mailboxes:list"
 
     def get_context_data(self, **kwargs):
@@ -147,16 +148,23 @@ class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
         context["commands"] = commands_for(self.request.user, mailbox=mailbox)
         context["alerts"] = alerts = list(mailbox.alerts.all()[:10])
         context["latest_alert"] = alerts[0] if alerts else None
-        context["test_errors"] = [
-            (label, error)
-            for label, error in (
-                ("Incoming Email", mailbox.incoming_error),
-                ("Outgoing Email", mailbox.outgoing_error),
-                ("Appointments, Contacts, and Tasks", mailbox.act_error),
-            )
-            if error
-        ]
+        context["test_errors"] = last_test_errors(mailbox)
         return context
+
+
+def last_test_errors(mailbox: Mailbox) -> list[tuple[str, str]]:
+    """The last test's errors, a line each. One error of several workloads (the address
+    needs approval, say) is about the mailbox itself: once, as "General", the workload
+    its alert has too."""
+    errors = {}
+    for label, error in (
+        ("Incoming Email", mailbox.incoming_error),
+        ("Outgoing Email", mailbox.outgoing_error),
+        ("Appointments, Contacts, and Tasks", mailbox.act_error),
+    ):
+        if error:
+            errors.setdefault(error, []).append(label)
+    return [(labels[0] if len(labels) == 1 else "General", error) for error, labels in errors.items()]
 
 
 STATUS_TEMPLATE = "mailboxes/includes/mailbox_status.html"

@@ -11,6 +11,7 @@ from mailboxes.models import User
 from mailboxes.services.roles import may_change_account
 from mailboxes.services.users import user_insert, user_save
 from mailboxes.views.commands import REGARDING_COMMANDS, commands_for
+from mailboxes.views.conflicts import EmailConflictMixin
 
 
 class UserListView(KeysetListView):
@@ -37,7 +38,7 @@ class UserListView(KeysetListView):
         return context
 
 
-class RegardingFormMixin:
+class RegardingFormMixin(EmailConflictMixin):
     """A user's or queue's form: it links to its mailbox and offers Approve/Reject for it."""
 
     def get_context_data(self, **kwargs):
@@ -50,7 +51,7 @@ class RegardingFormMixin:
         return context
 
 
-class NewUserView(ServiceCreateView):
+class NewUserView(EmailConflictMixin, ServiceCreateView):
     form_class = NewUserForm
     template_name = "mailboxes/user_form.html"
     add_permission = "mailboxes.add_user"
