@@ -260,3 +260,32 @@ def test_messages_say_what_to_do(
     page.get_by_role("link", name="Collector <collector@example.test>").click()
     expect(page).to_have_url(re.compile(rf"/mailboxes/{other.pk}/$"))
     assert page.console_errors == []
+
+
+def test_deactivating_the_only_forward_mailbox_warns_first(
+    browser_page, sysadmin, make_user, make_forward_mailbox, profile
+):
+    from mailboxes.services.mailboxes import mailbox_save
+
+    page = browser_page
+    forward = make_forward_mailbox(name="Collector")
+    alice = make_user(username="alice", full_name="Alice Example").mailbox
+    alice.server_profile, alice.incoming_method = profile, "forward-mailbox"
+    mailbox_save(alice)
+    sign_in(page)
+    page.goto(forward.get_absolute_url())
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+
+    expect(page.get_by_role("heading", name="Deactivate “Collector”?")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("this is the only active one")
+    expect(page.get_by_role("link", name=f"Alice Example <{alice.email}>")).to_be_visible()
+    forward.refresh_from_db()
+    assert forward.is_active
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+    expect(page.get_by_text("1 mailbox deactivated.")).to_be_visible()
+
+    # Afterwards the mailbox that received through it says so, and how to fix it.
+    page.goto(alice.get_absolute_url())
+    expect(page.locator(".warning")).to_contain_text("no forward mailbox is active")
+    expect(page.locator(".warning")).to_contain_text("activate the forward mailbox Collector")
+    assert page.console_errors == []

@@ -22,6 +22,7 @@ OUTLOOK = "outlook"
 
 M6_MESSAGE = "The Delete Emails after Processing option cannot be set to Yes for user mailboxes."
 M11_MESSAGE = "Another mailbox already uses this email address."
+M14_MESSAGE = "Incoming Email = Forward Mailbox needs an active forward mailbox that has a server profile"
 M15_WARNING = (
     "This mailbox uses Server-Side Synchronization but has no server profile: "
     "it will not be processed until a server profile is set."
@@ -466,6 +467,33 @@ class Mailbox(models.Model):
             return self.rule_facts.forward_target_exists(self)
         return Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists()
 
+    def forward_target_remedy(self) -> str:
+        """M14 refused: what would give this mailbox a forward mailbox (asked only then)."""
+        inactive = (
+            Mailbox.objects.forward()
+            .filter(state=Mailbox.State.INACTIVE, server_profile__isnull=False)
+            .exclude(pk=self.pk)
+            .order_by("name", "id")
+            .only("name", "email")
+            .first()
+        )
+        if inactive is not None:
+            return f"activate the forward mailbox {inactive} (or create one with New Forward Mailbox)"
+        return "create one with New Forward Mailbox first"
+
+    @property
+    def forward_target_warning(self) -> str:
+        """M14 after the fact: this mailbox receives through a forward mailbox, and none is
+        usable now (the only one was deactivated, say)."""
+        if self.incoming_method != IncomingMethod.FORWARD_MAILBOX or self.is_forward or self.pk is None:
+            return ""
+        if self.forward_target_exists():
+            return ""
+        return (
+            "Incoming Email is Forward Mailbox, but no forward mailbox is active: this mailbox "
+            f"receives no email until one is. To fix it, {self.forward_target_remedy()}."
+        )
+
     def regarding_is_inactive(self) -> bool:
         """M16: the user or queue this mailbox is regarding is inactive."""
         name = "user" if self.kind == self.Kind.USER else "queue"
@@ -535,11 +563,7 @@ class Mailbox(models.Model):
         # M14
         if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and not is_forward:
             if not self.forward_target_exists():
-                add(
-                    "incoming_method",
-                    "Incoming Email = Forward Mailbox needs an active forward mailbox that has a "
-                    "server profile; create one with New Forward Mailbox first.",
-                )
+                add("incoming_method", f"{M14_MESSAGE}; {self.forward_target_remedy()}.")
         # M16: a user's or queue's mailbox is active only while its user or queue is.
         if self.is_active and (is_user or is_queue) and self.regarding_is_inactive():
             add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")

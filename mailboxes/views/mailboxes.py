@@ -104,7 +104,12 @@ class MailboxFormContextMixin(EmailConflictMixin):
         context = super().get_context_data(**kwargs)
         form = context["form"]
         context["mailbox"] = form.instance
-        warnings = (form.instance.processing_warning, form.instance.password_binding_warning)
+        mailbox = form.instance
+        warnings = (
+            mailbox.processing_warning,
+            mailbox.forward_target_warning,
+            mailbox.password_binding_warning,
+        )
         context["warning"] = " ".join(warning for warning in warnings if warning)
         return context
 
