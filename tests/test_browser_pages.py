@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from mailboxes.models import Mailbox
 from tests.fixtures.ui import field_errors, page_form_data
 from tests.test_browser import sign_in
 from tests.test_browser_connection_test import run_worker
@@ -288,4 +289,42 @@ def test_deactivating_the_only_forward_mailbox_warns_first(
     page.goto(alice.get_absolute_url())
     expect(page.locator(".warning")).to_contain_text("no forward mailbox is active")
     expect(page.locator(".warning")).to_contain_text("activate the forward mailbox Collector")
+    assert page.console_errors == []
+
+
+def test_first_run_guide_leads_the_way_and_goes_once_done(browser_page, sysadmin, org, screenshots):
+    page = browser_page
+    sign_in(page)
+    guide = page.get_by_role("region", name="Getting started")
+    expect(guide).to_be_visible()
+    expect(guide.get_by_role("listitem")).to_have_count(4)
+    page.screenshot(path=str(screenshots / "first-run-1280.png"), full_page=True)
+
+    # 1 and 2: a server profile, made the default; it is offered to the mailbox that has none.
+    guide.get_by_role("link", name="Create a server profile").click()
+    page.get_by_label("Name", exact=True).fill("Contoso IMAP")
+    page.get_by_label("Email Server Type", exact=True).select_option(label="IMAP/SMTP")
+    page.get_by_label("Incoming Server Location", exact=True).fill("imap.contoso.test")
+    page.get_by_label("Outgoing Server Location", exact=True).fill("smtp.contoso.test")
+    page.get_by_label("Set as default profile for new mailboxes", exact=True).check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("“Contoso IMAP” is now the default for new mailboxes.")).to_be_visible()
+    page.get_by_role("button", name="Give It to Mailboxes Without a Profile").click()
+    expect(page.get_by_text("given to the mailboxes that had none: 1 updated.")).to_be_visible()
+    assert Mailbox.objects.get(pk=sysadmin.mailbox.pk).server_profile.name == "Contoso IMAP"
+
+    page.get_by_role("link", name="Mailboxes", exact=True).click()
+    expect(guide.locator(".guide__step--done")).to_have_count(2)
+    expect(guide.get_by_role("link", name="Add users and queues")).to_be_visible()
+
+    # 3: a user; 4: a test (its result is what counts, whatever it was).
+    guide.get_by_role("link", name="Add users and queues").click()
+    page.get_by_label("User Name", exact=True).fill("alice")
+    page.get_by_label("Primary Email", exact=True).fill("alice@contoso.test")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("The user “alice” and their mailbox were created.")).to_be_visible()
+    Mailbox.objects.filter(email="alice@contoso.test").update(incoming_status="failure")
+    page.get_by_role("link", name="Mailboxes", exact=True).click()
+    expect(page.get_by_role("heading", name="Mailboxes")).to_be_visible()
+    expect(guide).to_have_count(0)
     assert page.console_errors == []

@@ -19,6 +19,7 @@ from mailboxadmin.views import (
 )
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
+from mailboxes.services.first_run import setup_steps
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
 from mailboxes.views.conflicts import EmailConflictMixin
@@ -85,6 +86,7 @@ class MailboxListView(KeysetListView):
             view=current,
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
+            setup_steps=setup_steps(self.request.user),
         )
         # Each row's links, from one reverse() per kind of link.
         links = {name: pk_links(f"{name}:edit") for name in ("mailboxes", "users", "queues")}
