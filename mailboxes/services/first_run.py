@@ -49,25 +49,25 @@ def setup_steps(user) -> list[SetupStep]:
     steps = [
         SetupStep(
             "Create a server profile",
-            "Where your mail servers are and how to sign in to them.",
+            "where your mail servers are and how to sign in to them.",
             reverse("serverprofiles:new"),
             bool(row.get("has_profile")),
         ),
         SetupStep(
             "Set the defaults in Email Settings",
-            "The server profile and delivery methods new mailboxes get.",
+            "the server profile and delivery methods new mailboxes get.",
             reverse("settings:email"),
             row.get("default_server_profile_id") is not None,
         ),
         SetupStep(
             "Add users and queues",
-            "Each gets its mailbox, with the default settings.",
+            "each gets its mailbox, with the default settings.",
             reverse("users:new"),
             bool(row.get("has_queue") or row.get("has_other_user")),
         ),
         SetupStep(
             "Test & Enable",
-            "Select mailboxes below and choose Test & Enable Mailbox: it tries their servers "
+            "select mailboxes below and choose Test & Enable Mailbox: it tries their servers "
             "and enables what works.",
             "",
             bool(row.get("tested_incoming") or row.get("tested_outgoing")),

@@ -104,3 +104,7 @@ def test_making_a_profile_the_default_offers_it(sysadmin_client, make_user, make
     response = sysadmin_client.post(url, page_form_data(sysadmin_client, url, make_default=True), follow=True)
     assert OrganizationSettings.load().default_server_profile == profile
     assert any("Give It to Mailboxes Without a Profile" in message for message in page_messages(response))
+
+
+def test_read_only_users_are_not_shown_steps_they_cannot_take(readonly_client, org):
+    assert "Getting started" not in readonly_client.get("/mailboxes/").content.decode()

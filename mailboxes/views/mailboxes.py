@@ -86,7 +86,8 @@ class MailboxListView(KeysetListView):
             view=current,
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
-            setup_steps=setup_steps(self.request.user),
+            # For those who can act on it: Read-only users cannot take these steps.
+            setup_steps=setup_steps(self.request.user) if self.can_change else [],
         )
         # Each row's links, from one reverse() per kind of link.
         links = {name: pk_links(f"{name}:edit") for name in ("mailboxes", "users", "queues")}
