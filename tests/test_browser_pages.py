@@ -328,3 +328,16 @@ def test_first_run_guide_leads_the_way_and_goes_once_done(browser_page, sysadmin
     expect(page.get_by_role("heading", name="Mailboxes")).to_be_visible()
     expect(guide).to_have_count(0)
     assert page.console_errors == []
+
+
+def test_without_javascript_a_phone_still_shows_the_sections(chromium, live_server, sysadmin):
+    context = chromium.new_context(java_script_enabled=False, base_url=live_server.url, viewport=PHONE)
+    page = context.new_page()
+    try:
+        sign_in(page)
+        sections = page.get_by_role("navigation", name="Sections")
+        expect(sections.get_by_role("link", name="Server Profiles")).to_be_visible()
+        expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+        assert no_sideways_scroll(page)
+    finally:
+        context.close()
