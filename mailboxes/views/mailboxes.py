@@ -5,7 +5,6 @@ from django.db.models.functions import Lower
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.utils import formats, timezone
 from django.views import View
 
 from mailboxadmin.links import pk_links
@@ -105,9 +104,7 @@ class MailboxFormContextMixin(EmailConflictMixin):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        form = context["form"]
-        context["mailbox"] = form.instance
-        mailbox = form.instance
+        context["mailbox"] = mailbox = context["form"].instance
         warnings = (
             mailbox.processing_warning,
             mailbox.forward_target_warning,
@@ -176,6 +173,7 @@ def last_test_errors(mailbox: Mailbox) -> list[tuple[str, str]]:
 
 
 STATUS_TEMPLATE = "mailboxes/includes/mailbox_status.html"
+TEST_RESULT_FIELDS = ("incoming_status", "outgoing_status", "act_status", "test_completed_on")
 
 
 class MailboxStatusView(StaffPermissionMixin, View):
@@ -186,8 +184,9 @@ class MailboxStatusView(StaffPermissionMixin, View):
     http_method_names = ["get", "head"]
 
     def get(self, request, pk):
-        mailbox = get_object_or_404(Mailbox.objects.select_related("user", "queue"), pk=pk)
-        completed = mailbox.test_completed_on
+        mailbox = get_object_or_404(Mailbox.objects.select_related("user", "queue", "owner"), pk=pk)
+        # The form's read-only Configuration Test Results, as the form itself shows them.
+        shown = MailboxForm(instance=mailbox).initial
         return JsonResponse(
             {
                 "scheduled": mailbox.test_scheduled_on is not None,
@@ -197,15 +196,7 @@ class MailboxStatusView(StaffPermissionMixin, View):
                     {"mailbox": mailbox, "latest_alert": mailbox.alerts.first()},
                     request=request,
                 ),
-                # The read-only Configuration Test Results fields of the form.
-                "fields": {
-                    "incoming_status": mailbox.get_incoming_status_display(),
-                    "outgoing_status": mailbox.get_outgoing_status_display(),
-                    "act_status": mailbox.get_act_status_display(),
-                    "test_completed_on": formats.date_format(timezone.localtime(completed), "DATETIME_FORMAT")
-                    if completed
-                    else "",
-                },
+                "fields": {name: shown[name] for name in TEST_RESULT_FIELDS},
             },
             headers={"Cache-Control": "no-store"},
         )
