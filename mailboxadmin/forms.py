@@ -67,6 +67,10 @@ class ServiceModelForm(forms.ModelForm):
             sections.append((title, fields))
         return sections
 
+    def visible_fields_with_errors(self) -> list:
+        """The error summary's links: each field in error, in the order of the page."""
+        return [bound for _, fields in self.section_list() for bound in fields if bound.errors]
+
     def make_read_only(self) -> None:
         """For users who may view but not change: every input disabled, nothing accepted."""
         for field in self.fields.values():

@@ -17,6 +17,7 @@ from mailboxadmin.forms import (
 )
 from mailboxadmin.validators import time_zone_names
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
+from mailboxes.models.mailboxes import allowed_methods
 from serverprofiles.models import EmailServerProfile
 
 
@@ -151,6 +152,13 @@ class MailboxForm(VersionedModelForm):
             self.fields[name].help_text = text
         if mailbox.kind != Mailbox.Kind.FORWARD:
             self.fields["owner"].disabled = True
+        for name in ("incoming_method", "outgoing_method", "act_method"):
+            allowed = allowed_methods(mailbox.kind, name)
+            if allowed is not None:
+                # Only the drop-down: a value sent anyway reaches the model's clean(),
+                # which refuses it with the rule's own message.
+                widget = self.fields[name].widget
+                widget.choices = [(value, label) for value, label in widget.choices if value in allowed]
         self.fields["username"].widget.attrs["autocomplete"] = "off"
 
         regarding = mailbox.regarding

@@ -1,7 +1,12 @@
 from django.urls import path
 
 from mailboxes.views.commands import MailboxCommandView
-from mailboxes.views.mailboxes import MailboxEditView, MailboxListView, NewForwardMailboxView
+from mailboxes.views.mailboxes import (
+    MailboxEditView,
+    MailboxListView,
+    MailboxStatusView,
+    NewForwardMailboxView,
+)
 
 app_name = "mailboxes"
 urlpatterns = [
@@ -9,4 +14,5 @@ urlpatterns = [
     path("new-forward/", NewForwardMailboxView.as_view(), name="new_forward"),
     path("commands/", MailboxCommandView.as_view(), name="commands"),
     path("<int:pk>/", MailboxEditView.as_view(), name="edit"),
+    path("<int:pk>/status/", MailboxStatusView.as_view(), name="status"),
 ]

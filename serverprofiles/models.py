@@ -471,8 +471,10 @@ class EmailServerProfile(models.Model):
             for field in ("incoming_server", "outgoing_server"):
                 value = getattr(self, field)
                 label = self._meta.get_field(field).verbose_name
-                if not value:
+                if not value and self.is_exchange:
                     add(field, f"{label} is required unless the server location is discovered automatically.")
+                elif not value:
+                    add(field, f"{label} is required.")
                 elif self.is_exchange and not is_https_url(value):
                     add(
                         field,

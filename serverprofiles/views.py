@@ -17,6 +17,7 @@ from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, StaffPermissionMixin
 from mailboxes.models import OrganizationSettings
 from mailboxes.services.connection_tests import profile_connection_test_for, profile_connection_test_start
+from mailboxes.services.first_run import mailboxes_without_profile, profile_apply_to_mailboxes_without_one
 from mailboxes.services.testing import (
     can_test_mailboxes,
     check_can_test_mailboxes,
@@ -32,6 +33,8 @@ from serverprofiles.services import (
     profile_save,
 )
 
+GIVE_LABEL = "Give It to Mailboxes Without a Profile"
+
 UNENCRYPTED_WARNING = (
     "Allow credentials over unencrypted connections is on: where a server offers no TLS, "
     "passwords are sent to it in plain text, readable by anyone on the network path."
@@ -44,6 +47,8 @@ class ProfileCommand:
     label: str  # the button's text
     permission: str
     run: Callable  # run(profile, actor) -> str: the message to show; ValidationError refuses
+    # Offered on this profile's form? (The command itself works on any profile.)
+    offered_for: Callable[[EmailServerProfile], bool] = lambda profile: True
 
 
 def _schedule_profile_tests(profile, actor) -> str:
@@ -54,6 +59,18 @@ def _schedule_profile_tests(profile, actor) -> str:
     )
 
 
+def _give_to_mailboxes_without_one(profile, actor) -> str:
+    outcome, more = profile_apply_to_mailboxes_without_one(profile, actor=actor)
+    text = f"Server profile “{profile.name}” given to the mailboxes that had none: {outcome.summary()}"
+    if more:
+        text += " More mailboxes have no server profile: run the command again for the next ones."
+    return text
+
+
+def _is_default_and_needed(profile) -> bool:
+    return profile.is_default and mailboxes_without_profile().exists()
+
+
 # The profile form's command bar shows these after Save / Save & Close. (Test Connection
 # is a button of the form itself: it tests the values on the form, before they are saved.)
 PROFILE_COMMANDS: dict[str, ProfileCommand] = {
@@ -61,7 +78,14 @@ PROFILE_COMMANDS: dict[str, ProfileCommand] = {
     for command in [
         ProfileCommand(
             "test-mailboxes", "Test & Enable Mailboxes", "mailboxes.test_mailbox", _schedule_profile_tests
-        )
+        ),
+        ProfileCommand(
+            "give-to-mailboxes-without-profile",
+            GIVE_LABEL,
+            "mailboxes.change_mailbox",
+            _give_to_mailboxes_without_one,
+            offered_for=_is_default_and_needed,
+        ),
     ]
 }
 
@@ -78,8 +102,12 @@ def connection_test_lines(test: ProfileConnectionTest) -> list[dict]:
     ]
 
 
-def profile_commands_for(user) -> list[ProfileCommand]:
-    return [command for command in PROFILE_COMMANDS.values() if user.has_perm(command.permission)]
+def profile_commands_for(user, profile) -> list[ProfileCommand]:
+    return [
+        command
+        for command in PROFILE_COMMANDS.values()
+        if user.has_perm(command.permission) and command.offered_for(profile)
+    ]
 
 
 class ProfileListView(KeysetListView):
@@ -114,7 +142,28 @@ class ProfileFormMixin:
     def form_valid(self, form):
         if "test_connection" in self.request.POST:
             return self.test_connection(form)
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if isinstance(response, HttpResponseRedirect) and self.became_default(form):
+            self.offer_to_mailboxes_without_profile()
+        return response
+
+    def became_default(self, form) -> bool:
+        return bool(
+            not form.fields["make_default"].disabled
+            and form.cleaned_data.get("make_default")
+            and not form.initial.get("make_default")
+        )
+
+    def offer_to_mailboxes_without_profile(self) -> None:
+        """A new default profile: offer it to the mailboxes that have none (issue 16)."""
+        if not self.request.user.has_perm("mailboxes.change_mailbox"):
+            return
+        if mailboxes_without_profile().exists():
+            messages.info(
+                self.request,
+                f"“{self.object.name}” is now the default for new mailboxes. Mailboxes created "
+                f"before have no server profile: {GIVE_LABEL}, on this profile's page, gives it to them.",
+            )
 
     def test_connection(self, form):
         """Test the values on the form (a blank password means the stored one) in the
@@ -126,7 +175,9 @@ class ProfileFormMixin:
             form.add_error(None, error)
             return self.form_invalid(form)
         messages.info(
-            self.request, "Nothing was saved yet: Save keeps these values (type a new password again first)."
+            self.request,
+            "Test Connection tries the values on this form without saving them: "
+            "when they work, Save keeps them (type a new password again first).",
         )
         context = self.get_context_data(
             form=form, connection_test=test, connection_test_lines=connection_test_lines(test)
@@ -178,7 +229,7 @@ class ProfileEditView(ProfileFormMixin, ServiceUpdateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["commands"] = profile_commands_for(self.request.user)
+        context["commands"] = profile_commands_for(self.request.user, self.object)
         context["can_delete"] = self.request.user.has_perm("serverprofiles.delete_emailserverprofile")
         return context
 

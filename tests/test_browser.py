@@ -60,7 +60,7 @@ def test_administrator_sets_up_a_forward_mailbox(browser_page, sysadmin, artifac
     profile = EmailServerProfile.objects.get(name="Contoso IMAP")
     assert (profile.incoming_port, profile.outgoing_port) == (993, 465)  # filled on save
 
-    # New Forward Mailbox, first with Outgoing Email set as a forward mailbox may not have it.
+    # New Forward Mailbox, first without the server profile a forward mailbox must have.
     page.get_by_role("link", name="Mailboxes", exact=True).click()
     page.get_by_role("link", name="New Forward Mailbox").click()
     expect(page.get_by_role("heading", name="New Forward Mailbox")).to_be_visible()
@@ -69,26 +69,22 @@ def test_administrator_sets_up_a_forward_mailbox(browser_page, sysadmin, artifac
     page.get_by_label("Name", exact=True).fill("Browser forward box")
     page.get_by_label("Email address", exact=True).fill("fwd-browser@contoso.test")
     expect(page.get_by_label("Allow to Use Credentials for Email Processing", exact=True)).to_be_hidden()
-    page.get_by_label("Server Profile", exact=True).select_option(label="Contoso IMAP")
-    expect(page.get_by_label("Allow to Use Credentials for Email Processing", exact=True)).to_be_visible()
     expect(page.get_by_label("Regarding", exact=True)).to_be_disabled()
     expect(page.get_by_label("Is Forward Mailbox", exact=True)).to_have_value("Yes")
     page.get_by_label("Incoming Email", exact=True).select_option(
         label="Server-Side Synchronization or Email Router"
     )
-    page.get_by_label("Outgoing Email", exact=True).select_option(
-        label="Server-Side Synchronization or Email Router"
-    )
     page.get_by_role("button", name="Save", exact=True).click()
 
     expect(page.get_by_text("Nothing was saved.")).to_be_visible()
-    expect(field_row(page, "outgoing_method").locator(".field__errors")).to_have_text(
-        "A forward mailbox's Outgoing Email must be None."
+    expect(field_row(page, "server_profile").locator(".field__errors")).to_have_text(
+        "A forward mailbox must have a server profile."
     )
     assert not Mailbox.objects.filter(email="fwd-browser@contoso.test").exists()
 
     # The fix.
-    page.get_by_label("Outgoing Email", exact=True).select_option(label="None")
+    page.get_by_label("Server Profile", exact=True).select_option(label="Contoso IMAP")
+    expect(page.get_by_label("Allow to Use Credentials for Email Processing", exact=True)).to_be_visible()
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("The forward mailbox “Browser forward box” was created.")).to_be_visible()
     mailbox = Mailbox.objects.get(email="fwd-browser@contoso.test")

@@ -53,6 +53,7 @@ PAGES = {
     "/mailboxes/new-forward/": ("manager sysadmin", "manager sysadmin"),
     "/mailboxes/{mailbox}/": ("readonly manager sysadmin", "manager sysadmin"),
     "/mailboxes/{user_mailbox}/": ("readonly manager sysadmin", "manager sysadmin"),
+    "/mailboxes/{mailbox}/status/": ("readonly manager sysadmin", ""),
     "/serverprofiles/": ("readonly manager sysadmin", ""),
     "/serverprofiles/new/": ("manager sysadmin", "manager sysadmin"),
     "/serverprofiles/{profile}/": ("readonly manager sysadmin", "manager sysadmin"),

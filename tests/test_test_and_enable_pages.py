@@ -95,7 +95,7 @@ def test_test_connection_tries_the_unsaved_values(client, sysadmin, make_test_se
     page = response.content.decode()
     assert response.status_code == 200, page
     assert "Test Connection, incoming:" in page
-    assert "Nothing was saved yet" in page
+    assert "without saving them" in page
     assert MAIL_PASSWORD not in page
     assert escape(MAIL_PASSWORD) not in page
     stored = EmailServerProfile.objects.get(pk=profile.pk)

@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -25,6 +27,8 @@ SSYNC = "server-side-sync"
 OUTLOOK = "outlook"
 
 M6_MESSAGE = "The Delete Emails after Processing option cannot be set to Yes for user mailboxes."
+M11_MESSAGE = "Another mailbox already uses this email address."
+M14_MESSAGE = "Incoming Email = Forward Mailbox needs an active forward mailbox that has a server profile"
 M15_WARNING = (
     "This mailbox uses Server-Side Synchronization but has no server profile: "
     "it will not be processed until a server profile is set."
@@ -48,6 +52,49 @@ class MailboxKind(models.TextChoices):
     USER = "user", "User mailbox"
     QUEUE = "queue", "Queue mailbox"
     FORWARD = "forward", "Forward mailbox"
+
+
+class AllowedMethods(NamedTuple):
+    values: tuple[str, ...]
+    message: str  # the refusal of any other value
+
+
+# M3, M4, M9 and M10: the delivery methods a forward or queue mailbox may use (a user
+# mailbox may use every one). clean() refuses any other; the forms offer only these.
+KIND_METHODS: dict[str, dict[str, AllowedMethods]] = {
+    MailboxKind.FORWARD: {
+        "incoming_method": AllowedMethods(
+            (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC),
+            "A forward mailbox's Incoming Email must be None or Server-Side Synchronization or Email Router.",
+        ),
+        "outgoing_method": AllowedMethods(
+            (OutgoingMethod.NONE,), "A forward mailbox's Outgoing Email must be None."
+        ),
+        "act_method": AllowedMethods(
+            (ActMethod.NONE,), "A forward mailbox's Appointments, Contacts, and Tasks must be None."
+        ),
+    },
+    MailboxKind.QUEUE: {
+        "incoming_method": AllowedMethods(
+            (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC, IncomingMethod.FORWARD_MAILBOX),
+            "A queue mailbox's Incoming Email must be None, Server-Side Synchronization "
+            "or Email Router, or Forward Mailbox.",
+        ),
+        "outgoing_method": AllowedMethods(
+            (OutgoingMethod.NONE, OutgoingMethod.SERVER_SIDE_SYNC),
+            "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization or Email Router.",
+        ),
+        "act_method": AllowedMethods(
+            (ActMethod.NONE,), "A queue mailbox's Appointments, Contacts, and Tasks must be None."
+        ),
+    },
+}
+
+
+def allowed_methods(kind: str, field: str) -> tuple[str, ...] | None:
+    """The values `field` (a delivery method) may take on a mailbox of `kind`; None: any."""
+    rule = KIND_METHODS.get(kind, {}).get(field)
+    return rule.values if rule else None
 
 
 class MailboxQuerySet(models.QuerySet):
@@ -237,7 +284,7 @@ class Mailbox(models.Model):
             models.UniqueConstraint(
                 Lower("email"),
                 name="mailbox_email_unique_ci",
-                violation_error_message="Another mailbox already uses this email address.",
+                violation_error_message=M11_MESSAGE,
             ),
             # M1/M2: regarding matches the kind.
             models.CheckConstraint(
@@ -427,6 +474,33 @@ class Mailbox(models.Model):
             return self.rule_facts.forward_target_exists(self)
         return Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists()
 
+    def forward_target_remedy(self) -> str:
+        """M14 refused: what would give this mailbox a forward mailbox (asked only then)."""
+        inactive = (
+            Mailbox.objects.forward()
+            .filter(state=Mailbox.State.INACTIVE, server_profile__isnull=False)
+            .exclude(pk=self.pk)
+            .order_by("name", "id")
+            .only("name", "email")
+            .first()
+        )
+        if inactive is not None:
+            return f"activate the forward mailbox {inactive} (or create one with New Forward Mailbox)"
+        return "create one with New Forward Mailbox first"
+
+    @property
+    def forward_target_warning(self) -> str:
+        """M14 after the fact: this mailbox receives through a forward mailbox, and none is
+        usable now (the only one was deactivated, say)."""
+        if self.incoming_method != IncomingMethod.FORWARD_MAILBOX or self.is_forward or self.pk is None:
+            return ""
+        if self.forward_target_exists():
+            return ""
+        return (
+            "Incoming Email is Forward Mailbox, but no forward mailbox is active: this mailbox "
+            f"receives no email until one is. To fix it, {self.forward_target_remedy()}."
+        )
+
     def regarding_is_inactive(self) -> bool:
         """M16: the user or queue this mailbox is regarding is inactive."""
         name = "user" if self.kind == self.Kind.USER else "queue"
@@ -467,16 +541,6 @@ class Mailbox(models.Model):
                     "__all__",
                     "Approval does not apply to forward mailboxes: Email Address Status stays Empty.",
                 )
-            if self.outgoing_method != OutgoingMethod.NONE:  # M3
-                add("outgoing_method", "A forward mailbox's Outgoing Email must be None.")
-            if self.incoming_method not in (IncomingMethod.NONE, IncomingMethod.SERVER_SIDE_SYNC):  # M4
-                add(
-                    "incoming_method",
-                    "A forward mailbox's Incoming Email must be None or Server-Side "
-                    "Synchronization or Email Router.",
-                )
-            if self.act_method != ActMethod.NONE:  # M4
-                add("act_method", "A forward mailbox's Appointments, Contacts, and Tasks must be None.")
             if profile is None:  # M5
                 add("server_profile", "A forward mailbox must have a server profile.")
         if self.delete_after_processing and is_user:  # M6
@@ -501,40 +565,16 @@ class Mailbox(models.Model):
                 "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
                 "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts.",
             )
-        if is_queue:  # M9
-            if self.incoming_method not in (
-                IncomingMethod.NONE,
-                IncomingMethod.SERVER_SIDE_SYNC,
-                IncomingMethod.FORWARD_MAILBOX,
-            ):
-                add(
-                    "incoming_method",
-                    "A queue mailbox's Incoming Email must be None, Server-Side Synchronization "
-                    "or Email Router, or Forward Mailbox.",
-                )
-            if self.outgoing_method not in (OutgoingMethod.NONE, OutgoingMethod.SERVER_SIDE_SYNC):
-                add(
-                    "outgoing_method",
-                    "A queue mailbox's Outgoing Email must be None or Server-Side Synchronization "
-                    "or Email Router.",
-                )
-            if self.act_method != ActMethod.NONE:
-                add("act_method", "A queue mailbox's Appointments, Contacts, and Tasks must be None.")
-        if not is_user:  # M10
-            for field in ("incoming_method", "outgoing_method", "act_method"):
-                if getattr(self, field) == OUTLOOK and field not in errors:
-                    add(field, "Outlook is available only for user mailboxes.")
+        for field, allowed in KIND_METHODS.get(self.kind, {}).items():  # M3, M4, M9, M10
+            if getattr(self, field) not in allowed.values:
+                add(field, allowed.message)
         # M11 (also a unique index; checked here to name the field)
         if self.email and self.email_is_taken():
-            add("email", "Another mailbox already uses this email address.")
+            add("email", M11_MESSAGE)
         # M14
         if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and not is_forward:
             if not self.forward_target_exists():
-                add(
-                    "incoming_method",
-                    "Incoming Email = Forward Mailbox needs an active forward mailbox that has a "
-                    "server profile; create one with New Forward Mailbox first.",
-                )
+                add("incoming_method", f"{M14_MESSAGE}; {self.forward_target_remedy()}.")
         # M16: a user's or queue's mailbox is active only while its user or queue is.
         if self.is_active and (is_user or is_queue) and self.regarding_is_inactive():
             add("state", f"The mailbox cannot be active while its {self.kind} is inactive.")

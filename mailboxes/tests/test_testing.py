@@ -273,10 +273,11 @@ def test_an_unapproved_address_fails_with_the_approval_cause_without_connecting(
     assert {o.cause for o in result.outcomes.values() if o} == {Cause.APPROVAL_REQUIRED}
     saved = reloaded(mailbox)
     assert (saved.incoming_status, saved.outgoing_status) == (Status.FAILURE, Status.FAILURE)
-    assert saved.incoming_error == "The email address requires approval."
+    assert saved.incoming_error.startswith("The email address requires approval. ")  # A2's words first
+    assert "Approve Email" in saved.incoming_error  # then what to do
     [alert] = saved.alerts.all()
     assert (alert.severity, alert.message) == (MailboxAlert.Severity.ERROR, APPROVAL_NOTE_ALERT)
-    assert result.causes == ["The email address requires approval."]
+    assert result.causes == [saved.incoming_error]
 
 
 def test_an_approved_address_is_tested(make_test_server_profile, make_test_mailbox, org):

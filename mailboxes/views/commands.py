@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
 
 from mailboxadmin.views import StaffPermissionMixin, safe_next_url
 from mailboxes.models import Mailbox
+from mailboxes.services.forwarding import mailboxes_stranded_by_deactivating
 from mailboxes.services.mailboxes import (
     mailbox_apply_default_settings,
     mailbox_set_approval,
@@ -99,6 +101,9 @@ MAILBOX_COMMANDS: dict[str, MailboxCommand] = {
     ]
 }
 
+# How many of the mailboxes a deactivation would strand its confirmation page lists.
+STRANDED_LISTED = 20
+
 # The commands the users' and queues' pages offer for their mailboxes.
 REGARDING_COMMANDS = ("approve", "reject")
 
@@ -148,6 +153,11 @@ class MailboxCommandView(StaffPermissionMixin, View):
             messages.error(request, f"{command.label}: select at most {MAX_SELECTED} mailboxes at a time.")
             return HttpResponseRedirect(back)
 
+        if command.name == "deactivate" and request.POST.get("confirmed") != "yes":
+            stranded = mailboxes_stranded_by_deactivating(ids)
+            listed = list(stranded[:STRANDED_LISTED])
+            if listed:
+                return self.confirm_deactivation(request, ids, back, stranded, listed)
         mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").filter(pk__in=ids)
         if command.run_many is not None:
             mailboxes = list(mailboxes)
@@ -169,3 +179,14 @@ class MailboxCommandView(StaffPermissionMixin, View):
         if done:
             messages.success(request, command.done.format(count=_count(done)))
         return HttpResponseRedirect(back)
+
+    def confirm_deactivation(self, request, ids, back, stranded, listed):
+        """Deactivating the last usable forward mailboxes: first say whose email stops."""
+        context = {
+            "forward_mailboxes": list(Mailbox.objects.forward().filter(pk__in=ids).order_by("name")),
+            "stranded": listed,
+            "total": len(listed) if len(listed) < STRANDED_LISTED else stranded.count(),
+            "selected": ids,
+            "next": back,
+        }
+        return render(request, "mailboxes/mailbox_deactivate.html", context)

@@ -3,6 +3,10 @@
 from django.db import connections
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.views import View
 
 from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
@@ -11,13 +15,16 @@ from mailboxadmin.views import (
     KeysetListView,
     ServiceCreateView,
     ServiceUpdateView,
+    StaffPermissionMixin,
     search_filter,
 )
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
 from mailboxes.models.search import mailbox_contains
+from mailboxes.services.first_run import setup_steps
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
+from mailboxes.views.conflicts import EmailConflictMixin
 
 FAILURE = TestStatus.FAILURE
 
@@ -84,6 +91,8 @@ class MailboxListView(KeysetListView):
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
             search_matches="contain",
+            # For those who can act on it: Read-only users cannot take these steps.
+            setup_steps=setup_steps(self.request.user) if self.can_change else [],
         )
         # Each row's links, from one reverse() per kind of link rather than two per row:
         # reversing per row took a sixth of this page's time (budget ≤ 30 ms).
@@ -97,14 +106,17 @@ class MailboxListView(KeysetListView):
         return context
 
 
-class MailboxFormContextMixin:
+class MailboxFormContextMixin(EmailConflictMixin):
     list_url_name = "mailboxes:list"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        form = context["form"]
-        context["mailbox"] = form.instance
-        warnings = (form.instance.processing_warning, form.instance.password_binding_warning)
+        context["mailbox"] = mailbox = context["form"].instance
+        warnings = (
+            mailbox.processing_warning,
+            mailbox.forward_target_warning,
+            mailbox.password_binding_warning,
+        )
         context["warning"] = " ".join(warning for warning in warnings if warning)
         return context
 
@@ -146,14 +158,52 @@ class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
         context = super().get_context_data(**kwargs)
         mailbox = self.object
         context["commands"] = commands_for(self.request.user, mailbox=mailbox)
-        context["alerts"] = mailbox.alerts.all()[:10]
-        context["test_errors"] = [
-            (label, error)
-            for label, error in (
-                ("Incoming Email", mailbox.incoming_error),
-                ("Outgoing Email", mailbox.outgoing_error),
-                ("Appointments, Contacts, and Tasks", mailbox.act_error),
-            )
-            if error
-        ]
+        context["alerts"] = alerts = list(mailbox.alerts.all()[:10])
+        context["latest_alert"] = alerts[0] if alerts else None
+        context["test_errors"] = last_test_errors(mailbox)
         return context
+
+
+def last_test_errors(mailbox: Mailbox) -> list[tuple[str, str]]:
+    """The last test's errors, a line each. One error of several workloads (the address
+    needs approval, say) is about the mailbox itself: once, as "General", the workload
+    its alert has too."""
+    errors = {}
+    for label, error in (
+        ("Incoming Email", mailbox.incoming_error),
+        ("Outgoing Email", mailbox.outgoing_error),
+        ("Appointments, Contacts, and Tasks", mailbox.act_error),
+    ):
+        if error:
+            errors.setdefault(error, []).append(label)
+    return [(labels[0] if len(labels) == 1 else "General", error) for error, labels in errors.items()]
+
+
+STATUS_TEMPLATE = "mailboxes/includes/mailbox_status.html"
+TEST_RESULT_FIELDS = ("incoming_status", "outgoing_status", "act_status", "test_completed_on")
+
+
+class MailboxStatusView(StaffPermissionMixin, View):
+    """The top of a mailbox's form as JSON, which its script asks for while a Test &
+    Enable runs: the results appear without a reload."""
+
+    view_permission = "mailboxes.view_mailbox"
+    http_method_names = ["get", "head"]
+
+    def get(self, request, pk):
+        mailbox = get_object_or_404(Mailbox.objects.select_related("user", "queue", "owner"), pk=pk)
+        # The form's read-only Configuration Test Results, as the form itself shows them.
+        shown = MailboxForm(instance=mailbox).initial
+        return JsonResponse(
+            {
+                "scheduled": mailbox.test_scheduled_on is not None,
+                "version": mailbox.version,
+                "html": render_to_string(
+                    STATUS_TEMPLATE,
+                    {"mailbox": mailbox, "latest_alert": mailbox.alerts.first()},
+                    request=request,
+                ),
+                "fields": {name: shown[name] for name in TEST_RESULT_FIELDS},
+            },
+            headers={"Cache-Control": "no-store"},
+        )

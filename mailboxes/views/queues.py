@@ -6,6 +6,7 @@ from mailboxes.forms import NewQueueForm, QueueForm
 from mailboxes.models import Queue
 from mailboxes.services.queues import queue_insert, queue_save
 from mailboxes.views.commands import REGARDING_COMMANDS, commands_for
+from mailboxes.views.conflicts import EmailConflictMixin
 from mailboxes.views.users import RegardingFormMixin
 
 
@@ -29,7 +30,7 @@ class QueueListView(KeysetListView):
         return context
 
 
-class NewQueueView(ServiceCreateView):
+class NewQueueView(EmailConflictMixin, ServiceCreateView):
     form_class = NewQueueForm
     template_name = "mailboxes/queue_form.html"
     add_permission = "mailboxes.add_queue"

@@ -20,6 +20,7 @@ from mailboxes.models import User
 from mailboxes.services.roles import may_change_account
 from mailboxes.services.users import user_insert, user_save
 from mailboxes.views.commands import REGARDING_COMMANDS, commands_for
+from mailboxes.views.conflicts import EmailConflictMixin
 
 
 class UserListView(KeysetListView):
@@ -85,7 +86,7 @@ class UserAutocompleteView(StaffPermissionMixin, View):
         return JsonResponse({"results": results, "next": next_url})
 
 
-class RegardingFormMixin:
+class RegardingFormMixin(EmailConflictMixin):
     """A user's or queue's form: it links to its mailbox and offers Approve/Reject for it."""
 
     def get_context_data(self, **kwargs):
@@ -98,7 +99,7 @@ class RegardingFormMixin:
         return context
 
 
-class NewUserView(ServiceCreateView):
+class NewUserView(EmailConflictMixin, ServiceCreateView):
     form_class = NewUserForm
     template_name = "mailboxes/user_form.html"
     add_permission = "mailboxes.add_user"
@@ -113,6 +114,9 @@ class NewUserView(ServiceCreateView):
 
 class UserEditView(RegardingFormMixin, ServiceUpdateView):
     model = User
+    # Not "user" (Django's default for this model): that is the signed-in user, whom the
+    # top bar names and whose permissions decide the navigation.
+    context_object_name = "account"
     form_class = UserForm
     template_name = "mailboxes/user_form.html"
     view_permission = "mailboxes.view_user"

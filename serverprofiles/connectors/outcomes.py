@@ -4,7 +4,12 @@ from dataclasses import dataclass, replace
 
 from django.db import models
 
-APPROVAL_REQUIRED_MESSAGE = "The email address requires approval."
+# A2: the alert starts with the contract's words, then says who does what about it.
+APPROVAL_REQUIRED_MESSAGE = (
+    "The email address requires approval. A System Administrator (or anyone with the permission "
+    "“Approve Email Addresses for Users or Queues”) approves it with Approve Email, on this "
+    "mailbox or on its row in the mailbox list; then run Test & Enable again."
+)
 
 
 class Cause(models.TextChoices):

@@ -191,6 +191,12 @@ def test_default_is_an_email_setting_the_manager_cannot_change(manager_client, p
             "P5",
             {"incoming_server": ""},
             "incoming_server",
+            "Incoming Server Location is required.",
+        ),
+        (
+            "P5",
+            {"server_type": "exchange", "incoming_server": "", "outgoing_server": EXCHANGE_URL},
+            "incoming_server",
             "Incoming Server Location is required unless the server location is discovered automatically.",
         ),
         (

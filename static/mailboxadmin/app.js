@@ -73,8 +73,35 @@
     update();
   }
 
+  /* After a refused save, focus the error summary (a screen reader reads it, the keyboard
+     starts there); each of its links moves focus to the field it names. */
+  function setUpErrorSummary(summary) {
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[data-focus-field]");
+      if (!link) return;
+      var input = document.getElementById(link.getAttribute("href").slice(1));
+      if (!input) return;
+      event.preventDefault();
+      input.scrollIntoView({ block: "center" });
+      input.focus();
+    });
+    summary.focus();
+  }
+
+  /* On a narrow screen the sections fold behind Menu (app.css shows the button there). */
+  function setUpMenu(button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = button.getAttribute("aria-expanded") === "true";
+      button.setAttribute("aria-expanded", open ? "false" : "true");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-select-all]").forEach(setUpSelectAll);
     document.querySelectorAll("form.record-form").forEach(setUpConditionalFields);
+    document.querySelectorAll(".topbar__toggle").forEach(setUpMenu);
+    var summary = document.querySelector("[data-focus-on-load]");
+    if (summary) setUpErrorSummary(summary);
   });
 })();
