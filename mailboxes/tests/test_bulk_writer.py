@@ -1,5 +1,5 @@
-"""users_insert and mailboxes_save: many records at once, with the outcome, errors and
-history of user_insert and mailbox_save one record at a time."""
+"""users_insert and mailboxes_save (the bulk writer): many records at once, with the
+outcome, errors and history of user_insert and mailbox_save one record at a time."""
 
 import copy
 
@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from mailboxadmin.exceptions import StaleEditError
 from mailboxes.models import Mailbox, User
-from mailboxes.services.bulk_save import RecordFailed, mailboxes_save, users_insert
+from mailboxes.services.bulk import RecordFailed, mailboxes_save, users_insert
 from mailboxes.services.mailboxes import mailbox_save, mailbox_set_state
 from mailboxes.services.users import user_build, user_insert
 
@@ -155,38 +155,3 @@ def test_a_call_costs_the_same_queries_for_few_or_many_mailboxes(make_user, sysa
             mailboxes_save([edited(row, name=f"Renamed {row.pk}") for row in rows], actor=sysadmin)
         counts.append(len(queries))
     assert counts[0] == counts[1]
-
-
-def test_a_held_mailbox_is_written_once_as_created_then_changed(org, profile, sysadmin):
-    org.default_server_profile = profile
-    org.save()
-    ann, ben = new_users("ann", "ben")
-
-    users_insert([ann, ben], actor=sysadmin, via="test", hold=lambda user: user is ann)
-
-    held = ann.mailbox
-    assert held.pk is None and not Mailbox.objects.filter(email="ann@example.test").exists()
-    assert ben.mailbox.pk is not None  # not held: written as always
-    changes = [edited(held, name="Ann's box")]
-    mailboxes_save(changes, actor=sysadmin, via="test", held={"ann@example.test": held})
-
-    written = Mailbox.objects.get(user=ann)
-    assert (written.name, written.server_profile) == ("Ann's box", profile)
-    assert written.approval_status == "pending"
-    assert written.version == 2  # as user_insert, then mailbox_save, would leave it
-    entry = LogEntry.objects.get(object_id=str(written.pk), content_type__model="mailbox")
-    assert (entry.user, entry.change_message) == (sysadmin, "Changed Name (via test).")
-
-
-def test_a_held_mailbox_holds_its_address(org):
-    (ann,) = new_users("ann")
-    users_insert([ann], hold=lambda user: True)
-    held = {"ann@example.test": ann.mailbox}
-
-    with pytest.raises(RecordFailed) as raised:
-        users_insert([user_build(username="ben", email="ANN@example.test")], held=held)
-    assert raised.value.error.message_dict == {"email": ["Another mailbox already uses this email address."]}
-
-    # Its own change does not count as another mailbox taking the address.
-    mailboxes_save([edited(ann.mailbox, name="Ann's box")], held=held)
-    assert Mailbox.objects.get(user=ann).name == "Ann's box"
