@@ -5,7 +5,6 @@ history as mailbox_save."""
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 
 from mailboxes.models import Mailbox, Queue, TestStatus, User
 from mailboxes.services.bulk import (
