@@ -64,7 +64,7 @@ def test_a_large_selection_is_scheduled_and_its_page_shows_the_result(
     page = client.get(response["Location"])
     content = page.content.decode()
     assert messages_of(page) == ["Set Server Profile on 3 mailboxes is scheduled to run in the background."]
-    assert "Finished: <span class=\"bulk-job__progress\">3 / 3</span> done." in content
+    assert 'Finished: <span class="bulk-job__progress">3 / 3</span> done.' in content
     assert "2 changed, 1 refused." in content
     carol = three[2]
     assert f"<td>{carol.email}</td><td>Appointments, Contacts, and Tasks: Appointments" in content
