@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from mailboxadmin.exceptions import StaleEditError
-from mailboxes.models import Mailbox, User
+from mailboxes.models import Mailbox, MailboxSearchText, User
 from mailboxes.services.bulk import RecordFailed, mailboxes_save, users_insert
 from mailboxes.services.mailboxes import mailbox_save, mailbox_set_state
 from mailboxes.services.users import user_build, user_insert
@@ -155,3 +155,28 @@ def test_a_call_costs_the_same_queries_for_few_or_many_mailboxes(make_user, sysa
             mailboxes_save([edited(row, name=f"Renamed {row.pk}") for row in rows], actor=sysadmin)
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_records_with_values_of_their_own_are_written_in_one_statement(make_user, sysadmin):
+    # Each record its own name: one upsert (INSERT … ON CONFLICT (id) DO UPDATE) writes
+    # them; the row keeps its creation time, and on PostgreSQL the search table follows.
+    rows = [Mailbox.objects.get(pk=make_user().mailbox.pk) for _ in range(3)]
+    changes = [edited(row, name=f"Renamed {n}") for n, row in enumerate(rows)]
+
+    with CaptureQueriesContext(connection) as queries:
+        mailboxes_save(changes, actor=sysadmin)
+
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 2  # the mailboxes, then their history entries
+    assert "ON CONFLICT" in writes[0]
+    for n, row in enumerate(rows):
+        saved = Mailbox.objects.get(pk=row.pk)
+        assert (saved.name, saved.version, saved.created_on) == (
+            f"Renamed {n}",
+            row.version + 1,
+            row.created_on,
+        )
+        assert saved.modified_on > row.modified_on
+    if connection.vendor == "postgresql":
+        names = MailboxSearchText.objects.filter(mailbox__in=rows).values_list("name", flat=True)
+        assert sorted(names) == [f"Renamed {n}" for n in range(3)]
