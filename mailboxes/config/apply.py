@@ -53,7 +53,6 @@ from mailboxes.services.mailboxes import (
     forward_mailbox_insert,
     mailbox_save,
     mailbox_set_approval,
-    mailbox_set_state,
 )
 from mailboxes.services.organization import organization_settings_save
 from mailboxes.services.queues import queue_insert, queue_save
@@ -473,17 +472,13 @@ class _Applier:
             if not changed:
                 self.report(record, "unchanged")
                 return
-            # Activation and a new address have consequences of their own (M16, M12):
-            # those records go one by one.
-            if not {"active", "email"} & set(changed):
-                batch.append((record, mailbox, current, changed))
-                if len(batch) >= BATCH_SIZE:
-                    flush()
-                return
+            batch.append((record, mailbox, current, changed))
+            if len(batch) >= BATCH_SIZE:
+                flush()
+            return
+        # A new Email Address Status is an action of its own (A1), after the change.
         flush()
-        if "active" in changed:
-            mailbox_set_state(mailbox=mailbox, active=mailbox.is_active, actor=self.actor, via=VIA)
-        elif changed:
+        if changed:
             mailbox_save(mailbox, expected_version=current.version, actor=self.actor, via=VIA)
         if approval is not None and approval != mailbox.approval_status:
             _set_approval_status(mailbox, approval, actor=self.actor)
