@@ -17,8 +17,12 @@ instead of about ten per record:
   Foreign keys and unique columns are not re-read per row: the values assigned are
   loaded instances, and the database checks every key and unique index on the write.
 - Rows are written with `QuerySet.update` per distinct set of new values (a bulk action
-  gives every row the same ones) or, when records differ (a file), `bulk_update`; new
-  rows with `bulk_create`; one history entry per changed row with one `bulk_create`.
+  gives every row the same ones) or, when records differ (a file), with one upsert
+  (`bulk_create(update_conflicts=True)`) of the changed columns; new rows with
+  `bulk_create`; one history entry per changed row with one `bulk_create`.
+
+A single-record service is a set of one: `mailbox_save` calls the same
+`mailbox_change_prepare`, with full_clean() reading what it needs itself.
 """
 
 import copy
