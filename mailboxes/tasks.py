@@ -1,8 +1,10 @@
-"""Background tasks (django-tasks): Test & Enable for many mailboxes (A6), Test Connection."""
+"""Background tasks (django-tasks): Test & Enable for many mailboxes (A6), Test Connection,
+bulk actions on large selections."""
 
 from django_tasks import task
 
 from mailboxes.models import Mailbox, User
+from mailboxes.services.bulk_jobs import bulk_job_run
 from mailboxes.services.connection_tests import profile_connection_test_run
 from mailboxes.services.testing import run_mailbox_tests
 
@@ -42,3 +44,9 @@ def run_profile_tests_task(profile_id: int, actor_id: int | None = None) -> dict
 def run_profile_connection_test_task(test_id: int) -> dict | None:
     """Test Connection of a profile form's values (kept in a ProfileConnectionTest row)."""
     return profile_connection_test_run(test_id)
+
+
+@task()
+def run_bulk_job_task(job_id: int) -> None:
+    """A bulk action on a large selection (a BulkJob row), chunk by chunk."""
+    bulk_job_run(job_id)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from mailboxes.views.bulk_jobs import BulkJobStatusView, BulkJobView
 from mailboxes.views.commands import MailboxCommandView
 from mailboxes.views.mailboxes import (
     MailboxEditView,
@@ -15,4 +16,6 @@ urlpatterns = [
     path("commands/", MailboxCommandView.as_view(), name="commands"),
     path("<int:pk>/", MailboxEditView.as_view(), name="edit"),
     path("<int:pk>/status/", MailboxStatusView.as_view(), name="status"),
+    path("bulk-actions/<int:pk>/", BulkJobView.as_view(), name="bulk_job"),
+    path("bulk-actions/<int:pk>/status/", BulkJobStatusView.as_view(), name="bulk_job_status"),
 ]

@@ -502,6 +502,30 @@ def test_apply_config_changes_an_account_the_actor_may_change(
     assert (account.full_name, account.is_active) == ("Renamed", False)
 
 
+@pytest.mark.parametrize("target", SYSTEM_ADMINISTRATORS)
+def test_apply_config_refuses_a_manager_deactivating_a_system_administrators_mailbox(
+    apply, accounts, manager, unchanged_database, target
+):
+    # Mailbox entries are written in batches by the bulk writer: the same roles check.
+    account = accounts[target]
+    entry = {"mailboxes": [{"email": account.email, "active": False}]}
+
+    with unchanged_database(), pytest.raises(CommandError) as raised:
+        apply(entry, actor="manager")
+
+    assert f"“{account.username}” is a System Administrator's account" in str(raised.value)
+    assert str(raised.value).startswith(f"mailboxes[0] ({account.email})")
+
+
+def test_apply_config_deactivates_a_mailbox_the_actor_may_change(apply, accounts, manager):
+    account = accounts["plain"]
+
+    apply({"mailboxes": [{"email": account.email, "active": False}]}, actor="manager")
+
+    mailbox = Mailbox.objects.get(user=account)
+    assert (mailbox.state, mailbox.enabled_incoming) == ("inactive", False)
+
+
 # Settings only by those who may (the default server profile) ----------------------------
 
 PROFILE_ADMIN = "/admin/serverprofiles/emailserverprofile/"

@@ -1,25 +1,19 @@
 """Bulk actions on mailboxes. Each calls the same services as the browser UI, so every
-rule holds; a mailbox that would break one is left unchanged and listed with the reason."""
+rule holds; a mailbox that would break one is left unchanged and listed with the reason.
+A selection of more than BACKGROUND_THRESHOLD mailboxes runs in the background."""
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from mailboxadmin.admin_tools import outcome_level
 from mailboxes.admin.forms import SetDeliveryMethodsForm, SetServerProfileForm
-from mailboxes.services.bulk import (
-    BulkOutcome,
-    mailboxes_each,
-    mailboxes_set_delivery_methods,
-    mailboxes_set_server_profile,
-)
-from mailboxes.services.mailboxes import (
-    mailbox_apply_default_settings,
-    mailbox_rebind_password,
-    mailbox_set_approval,
-    mailbox_set_state,
-)
+from mailboxes.models import BulkJob
+from mailboxes.services.bulk import BulkOutcome, mailboxes_each
+from mailboxes.services.bulk_jobs import mailboxes_bulk_action
+from mailboxes.services.mailboxes import mailbox_rebind_password
 from mailboxes.services.testing import schedule_mailbox_tests
 
 
@@ -36,44 +30,46 @@ def report(modeladmin, request, outcome: BulkOutcome, verb: str = "updated") -> 
     modeladmin.message_user(request, outcome.summary(verb), outcome_level(outcome))
 
 
+def run_bulk_action(modeladmin, request, queryset, action: str, verb: str, parameters=None):
+    """Run `action` on the selection, or schedule it when it is large: then the page that
+    follows its progress and shows its result."""
+    result = mailboxes_bulk_action(
+        action=action, mailbox_ids=selected_ids(queryset), parameters=parameters, actor=request.user
+    )
+    if isinstance(result, BulkJob):
+        modeladmin.message_user(
+            request,
+            f"{result.get_action_display()} on {result.total} mailboxes is scheduled to run in the "
+            "background.",
+        )
+        return HttpResponseRedirect(result.get_absolute_url())
+    report(modeladmin, request, result, verb)
+    return None
+
+
 @admin.action(permissions=["change"], description="Apply Default Email Settings")
 def apply_default_settings(modeladmin, request, queryset):
-    outcome = each_mailbox(
-        queryset, lambda mailbox: mailbox_apply_default_settings(mailbox=mailbox, actor=request.user)
-    )
-    report(modeladmin, request, outcome)
+    return run_bulk_action(modeladmin, request, queryset, BulkJob.Action.APPLY_DEFAULT_SETTINGS, "updated")
 
 
 @admin.action(permissions=["change"], description="Activate")
 def activate(modeladmin, request, queryset):
-    outcome = each_mailbox(
-        queryset, lambda mailbox: mailbox_set_state(mailbox=mailbox, active=True, actor=request.user)
-    )
-    report(modeladmin, request, outcome, "activated")
+    return run_bulk_action(modeladmin, request, queryset, BulkJob.Action.ACTIVATE, "activated")
 
 
 @admin.action(permissions=["change"], description="Deactivate")
 def deactivate(modeladmin, request, queryset):
-    outcome = each_mailbox(
-        queryset, lambda mailbox: mailbox_set_state(mailbox=mailbox, active=False, actor=request.user)
-    )
-    report(modeladmin, request, outcome, "deactivated")
+    return run_bulk_action(modeladmin, request, queryset, BulkJob.Action.DEACTIVATE, "deactivated")
 
 
 @admin.action(permissions=["approve_email"], description="Approve Email")
 def approve_email(modeladmin, request, queryset):
-    outcome = each_mailbox(
-        queryset, lambda mailbox: mailbox_set_approval(mailbox=mailbox, approved=True, actor=request.user)
-    )
-    report(modeladmin, request, outcome, "approved")
+    return run_bulk_action(modeladmin, request, queryset, BulkJob.Action.APPROVE, "approved")
 
 
 @admin.action(permissions=["approve_email"], description="Reject Email")
 def reject_email(modeladmin, request, queryset):
-    outcome = each_mailbox(
-        queryset, lambda mailbox: mailbox_set_approval(mailbox=mailbox, approved=False, actor=request.user)
-    )
-    report(modeladmin, request, outcome, "rejected")
+    return run_bulk_action(modeladmin, request, queryset, BulkJob.Action.REJECT, "rejected")
 
 
 @admin.action(
@@ -103,11 +99,11 @@ def test_and_enable(modeladmin, request, queryset):
 def set_server_profile(modeladmin, request, queryset):
     form = SetServerProfileForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
-        outcome = mailboxes_set_server_profile(
-            selected_ids(queryset), server_profile=form.cleaned_data["server_profile"], actor=request.user
+        profile = form.cleaned_data["server_profile"]
+        parameters = {"server_profile": profile.pk if profile is not None else None}
+        return run_bulk_action(
+            modeladmin, request, queryset, BulkJob.Action.SET_SERVER_PROFILE, "updated", parameters
         )
-        report(modeladmin, request, outcome)
-        return None
     return change_multiple_page(
         modeladmin, request, queryset, form, action="set_server_profile", title="Set Server Profile"
     )
@@ -117,9 +113,9 @@ def set_server_profile(modeladmin, request, queryset):
 def set_delivery_methods(modeladmin, request, queryset):
     form = SetDeliveryMethodsForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
-        outcome = mailboxes_set_delivery_methods(selected_ids(queryset), **form.methods(), actor=request.user)
-        report(modeladmin, request, outcome)
-        return None
+        return run_bulk_action(
+            modeladmin, request, queryset, BulkJob.Action.SET_DELIVERY_METHODS, "updated", form.methods()
+        )
     return change_multiple_page(
         modeladmin, request, queryset, form, action="set_delivery_methods", title="Set Delivery Methods"
     )

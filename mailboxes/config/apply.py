@@ -8,23 +8,12 @@ second run of the same file change nothing. All of it runs in one transaction: t
 error rolls everything back, and a dry run rolls back at the end.
 
 Files of thousands of users and mailboxes are the common case, so new users and changed
-user and queue mailboxes are saved in batches of `BATCH_SIZE` through the set-wise twins
-of the services (mailboxes/services/bulk_save.py: the same validation, consequences and
-history, a few queries per batch instead of about ten per record). A batch is written
-before any record after it is applied one by one, and before an error of a later record
-is reported, so the order of writes — and the first error reported — are those of
-applying every record one at a time.
-
-A new user whose mailbox has an entry in the file would have that mailbox written twice:
-created with the organisation's defaults, then changed by its entry. Instead the users
-section holds it back (validated, unwritten: `self.held`), and the mailboxes section
-writes it once, with the entry's values, in the batch of that entry (see bulk_save). Every
-write that could take a held mailbox's address (M11) or change it otherwise — a user or
-queue saved on its own, a profile saved — first writes what is held as it was created;
-so does a held mailbox's own entry when it is applied on its own, and the end of the run.
-The mailboxes section's other writes need not: each keeps its own address (an entry is
-found by its address, case-insensitively) or, for a new forward mailbox, takes one that
-no held mailbox has.
+user and queue mailboxes are saved in batches of `BATCH_SIZE` through the bulk writer
+(mailboxes/services/bulk.py: the same rules, consequences and history as the
+single-record services, a few queries per batch instead of about ten per record). A
+batch is written before any record after it is applied one by one, and before an error
+of a later record is reported, so the order of writes — and the first error reported —
+are those of applying every record one at a time.
 """
 
 import copy
@@ -59,21 +48,15 @@ from mailboxes.config.schema import (
     file_key_for_field,
 )
 from mailboxes.models import ApprovalStatus, IncomingMethod, Mailbox, OrganizationSettings, Queue, User
-from mailboxes.services.bulk_save import (
-    RecordFailed,
-    held_mailboxes_insert,
-    mailboxes_save,
-    users_insert,
-)
+from mailboxes.services.bulk import RecordFailed, mailboxes_save, users_insert
 from mailboxes.services.mailboxes import (
     forward_mailbox_insert,
     mailbox_save,
     mailbox_set_approval,
-    mailbox_set_state,
 )
 from mailboxes.services.organization import organization_settings_save
 from mailboxes.services.queues import queue_insert, queue_save
-from mailboxes.services.users import user_build, user_insert, user_save
+from mailboxes.services.users import user_build, user_save
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import profile_create, profile_save
 
@@ -82,8 +65,6 @@ VIA = "apply_config"
 LOOKUP_CHUNK = 500
 # New users, and changes of user and queue mailboxes, are saved this many at a time.
 BATCH_SIZE = 1000
-# False applies every record through the single-record services (tests compare the two).
-SETWISE = True
 _SECTION_ORDER = ("server_profiles", "settings", "users", "queues", "mailboxes")
 _DEFER = object()  # a profile owner who is created later in the same run
 
@@ -141,19 +122,13 @@ class _Applier:
         self.users: dict[str, User] = {}
         self.users_to_create = set()
         self.deferred_owners: list[tuple[Record, EmailServerProfile, str]] = []
-        # The mailboxes of the users created in this run, by address, as they were saved
-        # (or held): the mailbox entries need not read them back (a stale one fails the
-        # version check).
+        # The mailboxes of the users created in this run, by address, as they were saved:
+        # the mailbox entries need not read them back (a stale one fails the version check).
         self.created_mailboxes: dict[str, Mailbox] = {}
-        # New users' mailboxes validated but not written yet, by address (module docstring).
-        self.held: dict[str, Mailbox] = {}
-        self.entry_addresses: set[str] = set()
 
     def run(self) -> Plan:
         document = self.document
         self.users_to_create = {record.identity for record in document.users}
-        if SETWISE:
-            self.entry_addresses = {r.identity.lower() for r in document.mailboxes if not r.is_forward}
         self.apply_profiles(document.server_profiles)
         if document.settings is not None:
             self.apply_settings(document.settings)
@@ -162,7 +137,6 @@ class _Applier:
         self.apply_deferred_owners()
         self.apply_queues(document.queues)
         self.apply_mailboxes(document.mailboxes)
-        self.write_held()
         order = {section: n for n, section in enumerate(_SECTION_ORDER)}
         entries = sorted(self.entries.values(), key=lambda e: (order[e.section], e.index or 0))
         return Plan(entries)
@@ -226,16 +200,6 @@ class _Applier:
             # Only the first line: a database's detail may quote whole rows.
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError(f"{record.label}: the database refused the change: {reason}") from None
-
-    def write_held(self, mailboxes: list[Mailbox] | None = None) -> None:
-        """Write held mailboxes (all of them, or those given) as they were created."""
-        if mailboxes is None:
-            mailboxes = list(self.held.values())
-        if not mailboxes:
-            return
-        held_mailboxes_insert(mailboxes)
-        for mailbox in mailboxes:
-            del self.held[mailbox.email.lower()]
 
     # References ----------------------------------------------------------------------
 
@@ -349,13 +313,9 @@ class _Applier:
                         full_name=record.values.get("full_name", ""),
                         is_active=record.values.get("active", True),
                     )
-                    if SETWISE:
-                        batch.append((record, user))
-                        if len(batch) >= BATCH_SIZE:
-                            flush()
-                    else:
-                        user_insert(user, actor=self.actor, via=VIA)
-                        self.report(record, "create")
+                    batch.append((record, user))
+                    if len(batch) >= BATCH_SIZE:
+                        flush()
                 else:
                     user = copy.copy(current)
                     self.assign(user, record, USER_KEYS, skip=("email",))
@@ -364,7 +324,6 @@ class _Applier:
                     changed = self.changed(current, user, USER_KEYS, ignore=("version", "last_login"))
                     if changed:
                         flush()
-                        self.write_held()
                         user_save(user, expected_version=current.version, actor=self.actor, via=VIA)
                     self.report(record, "update" if changed else "unchanged", changed)
                 self.users[user.username] = user
@@ -380,24 +339,14 @@ class _Applier:
         self.write_batch(
             written,
             USER_KEYS,
-            lambda: users_insert(users, actor=self.actor, via=VIA, hold=self.holds, held=self.held),
+            lambda: users_insert(users, actor=self.actor, via=VIA),
         )
         for record, user in written:
-            mailbox = user.mailbox
-            if mailbox.pk is None and user.pk is not None:
-                self.held[mailbox.email.lower()] = mailbox
-            if mailbox.pk is not None or user.pk is not None:  # a database that returns new rows' ids
-                self.created_mailboxes[mailbox.email.lower()] = mailbox
+            self.created_mailboxes[user.mailbox.email.lower()] = user.mailbox
             self.report(record, "create")
-
-    def holds(self, user: User) -> bool:
-        """Whether to hold back a new user's mailbox: the file has an entry for it."""
-        return user.email.lower() in self.entry_addresses
 
     def apply_deferred_owners(self) -> None:
         """Owners of profiles who did not exist until the users were applied."""
-        if self.deferred_owners:
-            self.write_held()  # a profile's change may reach its mailboxes (P9)
         for record, profile, username in self.deferred_owners:
             with self.errors_named(record, PROFILE_KEYS):
                 current = EmailServerProfile.objects.get(pk=profile.pk)
@@ -430,13 +379,11 @@ class _Applier:
                 queue = Queue() if current is None else copy.copy(current)
                 self.assign(queue, record, QUEUE_KEYS)
                 if current is None:
-                    self.write_held()  # its mailbox may claim a held address
                     queue_insert(queue, actor=self.actor, via=VIA)
                     self.report(record, "create")
                 else:
                     changed = self.changed(current, queue, QUEUE_KEYS)
                     if changed:
-                        self.write_held()
                         queue_save(queue, expected_version=current.version, actor=self.actor, via=VIA)
                     self.report(record, "update" if changed else "unchanged", changed)
 
@@ -485,12 +432,8 @@ class _Applier:
         written = batch.copy()
         batch.clear()
         changes = [(current, mailbox) for _, mailbox, current, _ in written]
-        self.write_batch(
-            written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA, held=self.held)
-        )
-        for record, _, current, changed in written:
-            if current.pk is None:  # held, now written with its changes
-                del self.held[current.email.lower()]
+        self.write_batch(written, MAILBOX_KEYS, lambda: mailboxes_save(changes, actor=self.actor, via=VIA))
+        for record, _, _, changed in written:
             self.report(record, "update", changed)
 
     def create_forward_mailbox(self, record: Record) -> None:
@@ -529,22 +472,13 @@ class _Applier:
             if not changed:
                 self.report(record, "unchanged")
                 return
-            # Activation and a new address have consequences of their own (M16, M12):
-            # those records go one by one.
-            if SETWISE and not {"active", "email"} & set(changed):
-                batch.append((record, mailbox, current, changed))
-                if len(batch) >= BATCH_SIZE:
-                    flush()
-                return
-        flush()
-        if current.pk is None:
-            # Held: written as it was created, and then this entry is applied to it.
-            self.write_held([current])
-            self.update_mailbox(record, current, batch, flush)
+            batch.append((record, mailbox, current, changed))
+            if len(batch) >= BATCH_SIZE:
+                flush()
             return
-        if "active" in changed:
-            mailbox_set_state(mailbox=mailbox, active=mailbox.is_active, actor=self.actor, via=VIA)
-        elif changed:
+        # A new Email Address Status is an action of its own (A1), after the change.
+        flush()
+        if changed:
             mailbox_save(mailbox, expected_version=current.version, actor=self.actor, via=VIA)
         if approval is not None and approval != mailbox.approval_status:
             _set_approval_status(mailbox, approval, actor=self.actor)

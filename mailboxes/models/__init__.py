@@ -6,6 +6,7 @@ from mailboxes.models.choices import (
     OutgoingMethod,
     TestStatus,
 )
+from mailboxes.models.jobs import BulkJob
 from mailboxes.models.mailboxes import Mailbox
 from mailboxes.models.organization import OrganizationSettings
 from mailboxes.models.queues import Queue
@@ -15,6 +16,7 @@ from mailboxes.models.users import User
 __all__ = [
     "ActMethod",
     "ApprovalStatus",
+    "BulkJob",
     "IncomingMethod",
     "Mailbox",
     "MailboxAlert",

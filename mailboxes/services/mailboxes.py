@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from mailboxadmin import history
@@ -19,7 +20,7 @@ from mailboxes.models.mailboxes import CREDENTIAL_FIELDS, WORKLOADS
 from mailboxes.services.roles import check_can_change_account
 
 # A change of any of these fields makes the listed workloads' test results stale (M13).
-_RESET_BY_FIELD = {
+RESET_BY_FIELD = {
     "email": tuple(WORKLOADS),
     "server_profile": tuple(WORKLOADS),
     "incoming_method": ("incoming",),
@@ -27,6 +28,7 @@ _RESET_BY_FIELD = {
     "act_method": ("act",),
     **{field: tuple(WORKLOADS) for field in CREDENTIAL_FIELDS},
 }
+REGARDING_FIXED = "A mailbox's kind and Regarding are fixed when it is created."
 
 
 def initial_approval_status(kind: str, org: OrganizationSettings) -> str:
@@ -154,34 +156,55 @@ def mailbox_save(
     current = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
     if expected_version is not None and current.version != expected_version:
         raise StaleEditError(current)
-    if (mailbox.kind, mailbox.user_id, mailbox.queue_id) != (current.kind, current.user_id, current.queue_id):
-        raise ValidationError("A mailbox's kind and Regarding are fixed when it is created.")
-    if mailbox.kind == Mailbox.Kind.QUEUE:
-        mailbox.owner_id = mailbox.queue.owner_id  # follows the queue
-    mailbox.full_clean()
-    changed = history.changed_fields(current, mailbox)
-    stale = {w for field in changed for w in _RESET_BY_FIELD.get(field, ())}
-    if stale:
-        reset_test_results(mailbox, stale)
-    if "email" in changed and mailbox.kind != Mailbox.Kind.FORWARD:
-        mailbox.approval_status = initial_approval_status(mailbox.kind, OrganizationSettings.load())
+    changed = mailbox_change_prepare(current, mailbox, actor=actor)
     if not changed:
         return mailbox
-    if mailbox.kind == Mailbox.Kind.USER and {"email", "state"} & set(changed):
-        # The account's address and state: a System Administrator's only by one (SPEC 9).
-        check_can_change_account(actor, mailbox.user)
     mailbox.version = current.version + 1
     mailbox.save()
     if "email" in changed:
-        _sync_regarding_email(mailbox)
+        regarding_email_follow(mailbox)
     history.log_change(actor, mailbox, changed, via=via)
     return mailbox
 
 
-def _sync_regarding_email(mailbox: Mailbox) -> None:
-    """M12: a user's or queue's address is its mailbox's address."""
-    from django.db.models import F
+def mailbox_change_prepare(before: Mailbox, after: Mailbox, *, actor=None, facts=None) -> list[str]:
+    """The one place that says what changing `before` into `after` implies; every writer
+    of a mailbox (mailbox_save, the bulk writer, apply_config) calls it before writing.
 
+    Checks every rule on `after` (full_clean(); with `facts`, a bulk writer's RuleFacts,
+    the rules that read other rows are answered from what it loaded for the whole set),
+    applies the consequences to `after` — a queue mailbox's owner follows its queue, an
+    inactive mailbox is enabled for nothing (M16), test results of what changed reset and
+    a new address awaits approval again (M13) — and checks that the actor may change the
+    account of a user mailbox's address or state (SPEC 9). Returns the fields the change
+    names (what history records); raises ValidationError and changes nothing stored.
+    The caller writes `after` and then calls regarding_email_follow if the address changed.
+    """
+    if (after.kind, after.user_id, after.queue_id) != (before.kind, before.user_id, before.queue_id):
+        raise ValidationError(REGARDING_FIXED)
+    if after.kind == Mailbox.Kind.QUEUE:
+        after.owner_id = after.queue.owner_id if facts is None else facts.queue_owner_id(after.queue_id)
+    if not after.is_active:
+        after.enabled_incoming = after.enabled_outgoing = after.enabled_act = False
+    if facts is None:
+        after.full_clean()
+    else:
+        facts.full_clean(after, fields=history.changed_fields(before, after))
+    changed = history.changed_fields(before, after)
+    stale = {workload for field in changed for workload in RESET_BY_FIELD.get(field, ())}
+    if stale:
+        reset_test_results(after, stale)
+    if "email" in changed and after.kind != Mailbox.Kind.FORWARD:
+        org = OrganizationSettings.load() if facts is None else facts.organization()
+        after.approval_status = initial_approval_status(after.kind, org)
+    if changed and after.kind == Mailbox.Kind.USER and {"email", "state"} & set(changed):
+        # The account's address and state: a System Administrator's only by one (SPEC 9).
+        check_can_change_account(actor, after.user)
+    return changed
+
+
+def regarding_email_follow(mailbox: Mailbox) -> None:
+    """M12: a user's or queue's address is its mailbox's address (after the mailbox's is written)."""
     regarding = mailbox.regarding
     if regarding is not None and regarding.email != mailbox.email:
         type(regarding).objects.filter(pk=regarding.pk).update(email=mailbox.email, version=F("version") + 1)
@@ -202,8 +225,6 @@ def mailbox_apply_default_settings(*, mailbox: Mailbox, actor=None, via: str = "
 def mailbox_set_state(*, mailbox: Mailbox, active: bool, actor=None, via: str = "") -> Mailbox:
     """Activate or deactivate a mailbox (M16: inactive mailboxes are neither tested nor processed)."""
     mailbox.state = Mailbox.State.ACTIVE if active else Mailbox.State.INACTIVE
-    if not active:
-        mailbox.enabled_incoming = mailbox.enabled_outgoing = mailbox.enabled_act = False
     return mailbox_save(mailbox, actor=actor, via=via)
 
 

@@ -41,7 +41,7 @@ from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
-from mailboxes.services.bulk_save import insert_log_entries, insert_rows, update_rows
+from mailboxes.services.bulk import insert_log_entries
 from serverprofiles.bindings import binding_refusal
 from serverprofiles.connection_cap import (
     NoConnectionSlot,
@@ -372,8 +372,8 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
         rows.append(current)
         alerts.extend(mailbox_alerts)
     if rows:
-        update_rows(rows, _RECORDED_FIELDS)
-        insert_rows(MailboxAlert, alerts)
+        Mailbox.objects.bulk_update(rows, _RECORDED_FIELDS)
+        MailboxAlert.objects.bulk_create(alerts)
         insert_log_entries(actor, entries)
     return results
 

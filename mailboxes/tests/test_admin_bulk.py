@@ -5,7 +5,6 @@ history as mailbox_save."""
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 
 from mailboxes.models import Mailbox, Queue, TestStatus, User
 from mailboxes.services.bulk import (
@@ -77,29 +76,6 @@ def test_chunks_each_cost_the_same(many_mailboxes, target, sysadmin, django_asse
         mailboxes_change(
             rows, change=lambda m: setattr(m, "server_profile", target), actor=sysadmin, chunk_size=5
         )
-
-
-# serialized_rollback: like the browser tests, so that the flush after this test does not
-# recreate content types that their restored data brings back (a unique clash).
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_chunks_outside_a_transaction_run_in_parallel_on_postgresql(
-    make_user, make_forward_mailbox, sysadmin
-):
-    from mailboxes.services.bulk import default_workers
-
-    mailboxes = [make_user(f"par{n}").mailbox for n in range(7)] + [make_forward_mailbox()]
-    expected_workers = 2 if connection.vendor == "postgresql" else 1
-
-    outcome = mailboxes_change(
-        ids(mailboxes), change=lambda m: setattr(m, "outgoing_method", "none"), actor=sysadmin, chunk_size=2
-    )
-
-    assert default_workers() == expected_workers
-    assert (outcome.updated, outcome.unchanged, outcome.refused) == (7, 1, [])  # the forward one had none
-    assert not Mailbox.objects.filter(pk__in=ids(mailboxes)).exclude(outgoing_method="none").exists()
-    assert (
-        LogEntry.objects.filter(object_id__in=[str(pk) for pk in ids(mailboxes)], user=sysadmin).count() == 7
-    )
 
 
 def test_changed_rows_get_a_version_test_reset_and_one_history_entry(make_user, profile, target, sysadmin):
