@@ -3,6 +3,32 @@
 (function () {
   "use strict";
 
+  /* Ask `url` for JSON, first after `options.first` ms, until `handle(data)` returns
+     false; each next wait `options.grow` times longer, at most `options.most` ms. After a
+     network or server error it waits twice as long (at most 15 s) and asks again; after
+     a 4xx (the result is gone, or not ours to read) it stops. Used by the pages whose
+     work runs in the background (Test Connection, Test & Enable, bulk actions). */
+  window.mailboxAdminPoll = function (url, options, handle) {
+    var delay = options.first;
+    function later(factor, most) {
+      delay = Math.min(delay * factor, most);
+      window.setTimeout(ask, delay);
+    }
+    function ask() {
+      window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (response.status >= 400 && response.status < 500) return null;
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
+        .then(function (data) {
+          if (data !== null && handle(data)) later(options.grow, options.most);
+        })
+        .catch(function () { later(2, 15000); });
+    }
+    window.setTimeout(ask, delay);
+  };
+
   /* "Select all" checkbox of a list: data-select-all="<name of the row checkboxes>". */
   function setUpSelectAll(box) {
     var form = box.form;

@@ -3,31 +3,14 @@
 (function () {
   "use strict";
 
-  function poll(box) {
-    var url = box.getAttribute("data-bulk-job");
+  document.querySelectorAll("[data-bulk-job-pending]").forEach(function (box) {
     var progress = box.querySelector(".bulk-job__progress");
-    var delay = 1000;
-    function again(factor, most) {
-      delay = Math.min(delay * factor, most);
-      window.setTimeout(tick, delay);
-    }
-    function tick() {
-      window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (response.status >= 400 && response.status < 500) return null; /* gone or not ours: stop */
-          if (!response.ok) throw new Error("HTTP " + response.status);
-          return response.json();
-        })
-        .then(function (data) {
-          if (data === null) return;
-          progress.textContent = data.done + " / " + data.total;
-          if (data.finished) window.location.reload();
-          else again(1.2, 5000);
-        })
-        .catch(function () { again(2, 15000); });
-    }
-    window.setTimeout(tick, delay);
-  }
-
-  document.querySelectorAll("[data-bulk-job-pending]").forEach(poll);
+    window.mailboxAdminPoll(box.getAttribute("data-bulk-job"), { first: 1000, grow: 1.2, most: 5000 },
+      function (data) {
+        progress.textContent = data.done + " / " + data.total;
+        if (!data.finished) return true;
+        window.location.reload();
+        return false;
+      });
+  });
 })();

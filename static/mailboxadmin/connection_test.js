@@ -15,31 +15,13 @@
     });
   }
 
-  function poll(box) {
-    var url = box.getAttribute("data-connection-test");
-    var delay = 400;
-    function again(factor, most) {
-      delay = Math.min(delay * factor, most);
-      window.setTimeout(tick, delay);
-    }
-    function tick() {
-      window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (response.status >= 400 && response.status < 500) return null; /* gone or not ours: stop */
-          if (!response.ok) throw new Error("HTTP " + response.status);
-          return response.json();
-        })
-        .then(function (data) {
-          if (data === null) return;
-          if (data.finished) show(box, data.results);
-          else again(1.5, 3000);
-        })
-        .catch(function () { again(2, 10000); });
-    }
-    window.setTimeout(tick, delay);
-  }
-
   document.querySelectorAll("[data-connection-test]").forEach(function (box) {
-    if (box.querySelector("[data-connection-test-pending]")) poll(box);
+    if (!box.querySelector("[data-connection-test-pending]")) return;
+    window.mailboxAdminPoll(box.getAttribute("data-connection-test"), { first: 400, grow: 1.5, most: 3000 },
+      function (data) {
+        if (!data.finished) return true;
+        show(box, data.results);
+        return false;
+      });
   });
 })();

@@ -21,31 +21,16 @@
   }
 
   function poll(box) {
-    var url = box.getAttribute("data-mailbox-status");
-    var delay = 500;
-    function again(factor, most) {
-      delay = Math.min(delay * factor, most);
-      window.setTimeout(tick, delay);
-    }
-    function tick() {
-      window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (response.status >= 400 && response.status < 500) return null; /* gone or not ours: stop */
-          if (!response.ok) throw new Error("HTTP " + response.status);
-          return response.json();
-        })
-        .then(function (data) {
-          if (data === null) return;
-          if (data.scheduled) return again(1.5, 5000);
-          var current = document.getElementById("mailbox-status");
-          /* Markup the server rendered with every value escaped (messages quote servers). */
-          current.outerHTML = data.html;
-          updateFields(data.fields);
-          followVersion(data.version);
-        })
-        .catch(function () { again(2, 15000); });
-    }
-    window.setTimeout(tick, delay);
+    window.mailboxAdminPoll(box.getAttribute("data-mailbox-status"), { first: 500, grow: 1.5, most: 5000 },
+      function (data) {
+        if (data.scheduled) return true;
+        var current = document.getElementById("mailbox-status");
+        /* Markup the server rendered with every value escaped (messages quote servers). */
+        current.outerHTML = data.html;
+        updateFields(data.fields);
+        followVersion(data.version);
+        return false;
+      });
   }
 
   var box = document.querySelector("[data-mailbox-status][data-scheduled]");
