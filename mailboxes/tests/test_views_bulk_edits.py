@@ -2,6 +2,7 @@
 same services and BulkJob path as the admin's actions, with a per-record result."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -20,6 +21,12 @@ SET_METHODS = "/mailboxes/set-delivery-methods/"
 
 def selected(*mailboxes) -> list[str]:
     return [str(m.pk) for m in mailboxes]
+
+
+def applied(mailboxes, profile) -> dict:
+    """An Apply of either page: a profile for one, a delivery method for the other."""
+    methods = {"outgoing_method": "none"}
+    return {"selected": selected(*mailboxes), "server_profile": profile.pk, **methods, "apply": "yes"}
 
 
 def fresh(mailbox) -> Mailbox:
@@ -187,12 +194,7 @@ def test_no_selection_returns_to_the_list_with_a_warning(manager_client):
 
 @pytest.mark.parametrize("url", [SET_PROFILE, SET_METHODS])
 def test_read_only_users_are_refused(readonly_client, three, target, url):
-    data = {
-        "selected": selected(*three),
-        "server_profile": target.pk,
-        "outgoing_method": "none",
-        "apply": "yes",
-    }
+    data = applied(three, target)
 
     assert readonly_client.get(url, {"selected": selected(*three)}).status_code == 403
     assert readonly_client.post(url, data).status_code == 403
@@ -201,17 +203,12 @@ def test_read_only_users_are_refused(readonly_client, three, target, url):
 
 @pytest.mark.parametrize("url", [SET_PROFILE, SET_METHODS])
 def test_anonymous_visitors_are_sent_to_sign_in(client, three, target, url):
-    data = {
-        "selected": selected(*three),
-        "server_profile": target.pk,
-        "outgoing_method": "none",
-        "apply": "yes",
-    }
+    data = applied(three, target)
 
     response = client.post(url, data)
 
     assert response.status_code == 302
-    assert "login" in response["Location"]
+    assert response["Location"] == f"/accounts/login/?next={url}"
     assert all(fresh(m).version == m.version for m in three)
 
 
@@ -249,3 +246,28 @@ def test_the_form_page_runs_a_fixed_number_of_queries(manager_client, three, tar
     assert len(more) == len(few)
     # The session, the user, their permissions (two), the selected ids, the profiles.
     assert len(few) == 6, [q["sql"] for q in few.captured_queries]
+
+
+def test_cancel_and_back_return_to_the_list_page_the_rows_were_ticked_on(manager_client, three, target):
+    back = "/mailboxes/?view=all&q=example"
+    form = manager_client.post(SET_PROFILE, {"selected": selected(*three), "next": back})
+    result = manager_client.post(
+        SET_PROFILE, {"selected": selected(*three), "next": back, "server_profile": target.pk, "apply": "yes"}
+    )
+    elsewhere = manager_client.post(SET_PROFILE, {"selected": selected(*three), "next": "https://evil.test/"})
+
+    assert 'href="/mailboxes/?view=all&amp;q=example">Cancel</a>' in form.content.decode()
+    assert 'href="/mailboxes/?view=all&amp;q=example">Back to Mailboxes</a>' in result.content.decode()
+    assert 'href="/mailboxes/">Cancel</a>' in elsewhere.content.decode()
+
+
+@pytest.mark.parametrize("url", [SET_PROFILE, SET_METHODS])
+def test_signed_in_users_who_are_not_staff_are_refused(client, make_user, three, target, url):
+    insider = make_user(username="insider")  # in the System Administrator group, but not staff
+    insider.groups.add(Group.objects.get(name="System Administrator"))
+    client.force_login(insider)
+    data = applied(three, target)
+
+    assert client.get(url, {"selected": selected(*three)}).status_code == 403
+    assert client.post(url, data).status_code == 403
+    assert all(fresh(m).version == m.version for m in three)

@@ -11,8 +11,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
 
-from mailboxadmin.views import StaffPermissionMixin
-from mailboxes.admin.forms import SetDeliveryMethodsForm, SetServerProfileForm
+from mailboxadmin.views import StaffPermissionMixin, safe_next_url
+from mailboxes.forms import SetDeliveryMethodsForm, SetServerProfileForm
 from mailboxes.models import BulkJob, Mailbox
 from mailboxes.services.bulk_jobs import mailboxes_bulk_action
 
@@ -54,11 +54,12 @@ class BulkEditView(StaffPermissionMixin, View):
 
     def respond(self, request, values: list[str], form):
         ids, ignored = selection(values)
+        back = safe_next_url(request, reverse("mailboxes:list"))  # the list's page, filters kept
         if not ids:
             messages.warning(request, f"{self.title}: select one or more mailboxes first.")
-            return HttpResponseRedirect(reverse("mailboxes:list"))
+            return HttpResponseRedirect(back)
         if not form.is_bound or not form.is_valid():
-            context = {"title": self.title, "form": form, "selected": ids, "ignored": ignored}
+            context = {"title": self.title, "form": form, "selected": ids, "ignored": ignored, "back": back}
             return render(request, "mailboxes/bulk_edit_form.html", context)
         result = mailboxes_bulk_action(
             action=self.action, mailbox_ids=ids, parameters=self.parameters(form), actor=request.user
@@ -70,7 +71,8 @@ class BulkEditView(StaffPermissionMixin, View):
                 "background.",
             )
             return HttpResponseRedirect(result.get_absolute_url())
-        return render(request, "mailboxes/bulk_edit_result.html", self.result_context(result, ids, ignored))
+        context = {**self.result_context(result, ids, ignored), "back": back}
+        return render(request, "mailboxes/bulk_edit_result.html", context)
 
     def result_context(self, outcome, ids: list[int], ignored: int) -> dict:
         """The per-record result; each refused record links to its mailbox."""
