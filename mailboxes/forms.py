@@ -16,7 +16,15 @@ from mailboxadmin.forms import (
     password_help,
 )
 from mailboxadmin.validators import time_zone_names
-from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
+from mailboxes.models import (
+    ActMethod,
+    IncomingMethod,
+    Mailbox,
+    OrganizationSettings,
+    OutgoingMethod,
+    Queue,
+    User,
+)
 from mailboxes.models.mailboxes import allowed_methods
 from serverprofiles.models import EmailServerProfile
 
@@ -273,3 +281,39 @@ class NewUserForm(UserForm):
 
 class NewQueueForm(QueueForm):
     version = None
+
+
+# The choices of Set Server Profile… and Set Delivery Methods…, in the admin and the pages.
+
+
+class SetServerProfileForm(forms.Form):
+    server_profile = forms.ModelChoiceField(
+        EmailServerProfile.objects.order_by("name"),
+        label="Server Profile",
+        help_text="Every selected mailbox gets this profile; its test results are reset to Not Run.",
+    )
+
+
+def _unchanged_or(choices) -> list[tuple[str, str]]:
+    return [("", "— leave unchanged —"), *choices]
+
+
+class SetDeliveryMethodsForm(forms.Form):
+    incoming_method = forms.ChoiceField(
+        label="Incoming Email", choices=_unchanged_or(IncomingMethod.choices), required=False
+    )
+    outgoing_method = forms.ChoiceField(
+        label="Outgoing Email", choices=_unchanged_or(OutgoingMethod.choices), required=False
+    )
+    act_method = forms.ChoiceField(
+        label="Appointments, Contacts, and Tasks", choices=_unchanged_or(ActMethod.choices), required=False
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not any(cleaned.get(name) for name in self.fields):
+            raise forms.ValidationError("Choose at least one delivery method to change.")
+        return cleaned
+
+    def methods(self) -> dict[str, str | None]:
+        return {name: self.cleaned_data[name] or None for name in self.fields}

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from mailboxadmin.admin_tools import outcome_level
-from mailboxes.admin.forms import SetDeliveryMethodsForm, SetServerProfileForm
+from mailboxes.forms import SetDeliveryMethodsForm, SetServerProfileForm
 from mailboxes.models import BulkJob
 from mailboxes.services.bulk import BulkOutcome, mailboxes_each
 from mailboxes.services.bulk_jobs import mailboxes_bulk_action
