@@ -22,6 +22,16 @@ CREDENTIAL_COLUMNS = (
         "outgoing_password_ciphertext",
         "email server profile id {pk} (outgoing)",
     ),
+    (
+        "serverprofiles.EmailServerProfile",
+        "oauth_client_secret_ciphertext",
+        "email server profile id {pk} (OAuth client secret)",
+    ),
+    (
+        "serverprofiles.EmailServerProfile",
+        "oauth_service_account_key_ciphertext",
+        "email server profile id {pk} (OAuth service account key)",
+    ),
 )
 
 # Committed writes a window of rows is spread over. A page of the mailbox table holds
