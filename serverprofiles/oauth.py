@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Client, OAuth2Error
-from authlib.oauth2.rfc7523 import sign_jwt_bearer_assertion
+from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
 from django.conf import settings
 
 from serverprofiles.connectors import outbound
