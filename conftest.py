@@ -3,6 +3,7 @@ pytest_plugins = [
     "tests.fixtures.ui",
     "tests.fixtures.browser",
     "tests.fixtures.mailservers",
+    "tests.fixtures.oauth_server",
     "tests.fixtures.admin",
     "tests.fixtures.commands",
     "tests.fixtures.faults",
