@@ -38,6 +38,7 @@ from urllib.parse import urlencode, urlsplit
 from authlib.oauth2 import OAuth2Client, OAuth2Error
 from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
 from django.conf import settings
+from joserfc.jwk import RSAKey
 
 from serverprofiles.connectors import outbound
 from serverprofiles.connectors.outcomes import Cause, Outcome
@@ -109,6 +110,10 @@ def service_account_key_problem(text: str) -> str | None:
         isinstance(key.get(k), str) for k in ("client_email", "private_key")
     ):
         return "Service Account Key must be a service account's JSON key (with client_email and private_key)."
+    try:
+        RSAKey.import_key(key["private_key"])
+    except ValueError:
+        return "Service Account Key holds no RSA private key in its private_key."
     return None
 
 
@@ -243,7 +248,7 @@ def _fetch(request: TokenRequest) -> AccessToken | Outcome:
 def _google_assertion(request: TokenRequest) -> str:
     key = json.loads(request.secret)
     assertion = sign_jwt_bearer_assertion(
-        key=key["private_key"],
+        key=RSAKey.import_key(key["private_key"]),
         issuer=key["client_email"],
         audience=request.token_url,
         subject=request.subject or None,

@@ -1,6 +1,7 @@
 """SPEC 7: OAuth 2.0 on server profiles: P3 and P10, Exchange Online's defaults, secrets at rest."""
 
 import io
+import json
 
 import pytest
 from cryptography.fernet import Fernet
@@ -38,6 +39,16 @@ def oauth_profile(*, secret: str | None = SECRET, key: str | None = None, **fiel
     if key:
         profile.set_oauth_service_account_key(key)
     return profile
+
+
+def private_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def raw_column(column: str, pk: int) -> str:
@@ -128,8 +139,14 @@ def test_google_refuses_a_key_that_is_not_a_service_account_key():
         profile_create(oauth_profile(oauth_provider=OAuthProvider.GOOGLE, secret=None, key='{"a": 1}'))
 
 
+def test_google_refuses_a_key_without_an_rsa_private_key():
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": "-----BEGIN..."})
+    with rejected("oauth_service_account_key", "no RSA private key"):
+        profile_create(oauth_profile(oauth_provider=OAuthProvider.GOOGLE, secret=None, key=key))
+
+
 def test_google_accepts_a_service_account_key_and_keeps_no_client_secret():
-    key = '{"client_email": "svc@p.iam.gserviceaccount.com", "private_key": "-----BEGIN..."}'
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": private_key_pem()})
     profile = profile_create(
         oauth_profile(oauth_provider=OAuthProvider.GOOGLE, oauth_token_url="", oauth_scope="", key=key)
     )
