@@ -381,3 +381,41 @@ class _PinnedSession:
             return _Response(response.status, b"".join(chunks))
         finally:
             connection.close()
+
+
+# A profile's tokens -------------------------------------------------------------------
+
+
+def profile_access_token(profile, *, subject: str = "") -> str | Outcome:
+    """An access token for `profile` (Google: acting for the mailbox `subject`), or why
+    not. The stored secret goes only to the token URL it was entered for (SPEC 9)."""
+    from mailboxadmin.encryption import CredentialDecryptionError
+    from serverprofiles.bindings import oauth_binding_refusal
+    from serverprofiles.models import OAuthProvider
+
+    token_url = profile.oauth_token_endpoint
+    try:
+        bound = profile.get_bound_oauth_secret()
+    except CredentialDecryptionError as exc:
+        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
+    if not bound.secret or not token_url or not profile.oauth_client_id:
+        return Outcome.failure(
+            Cause.AUTHENTICATION_FAILED,
+            f'the server profile "{profile.name}" lacks its OAuth Client ID, secret or Token URL. '
+            "Enter them and test again.",
+        )
+    if refusal := oauth_binding_refusal(bound, token_url):
+        return refusal
+    google = profile.oauth_provider == OAuthProvider.GOOGLE
+    return access_token(
+        TokenRequest(
+            profile_id=profile.pk,
+            token_url=token_url,
+            client_id=profile.oauth_client_id.strip(),
+            scope=profile.oauth_effective_scope,
+            secret=bound.secret,
+            subject=subject if google else "",
+            timeout=profile.timeout_ms / 1000,
+            grant=JWT_BEARER_GRANT if google else "client_credentials",
+        )
+    )

@@ -36,6 +36,7 @@ class Endpoint:
     ssl: bool
     username: str = ""
     password: str = field(default="", repr=False)
+    access_token: str = field(default="", repr=False)  # SPEC 7: log in with SASL XOAUTH2/OAUTHBEARER
     timeout: float = 10.0
     allow_unencrypted_credentials: bool = False
 
@@ -71,7 +72,7 @@ class Endpoint:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.password,) if self.password else ()
+        return tuple(secret for secret in (self.password, self.access_token) if secret)
 
 
 def profile_endpoint(profile, direction: str, *, username: str = "", password: str = "") -> Endpoint:
