@@ -540,6 +540,14 @@ class EmailServerProfile(models.Model):
         return self._typed_oauth_secrets.get("oauth_service_account_key_ciphertext")
 
     @property
+    def has_oauth_client_secret(self) -> bool:
+        return bool(self.oauth_client_secret_ciphertext)
+
+    @property
+    def has_oauth_service_account_key(self) -> bool:
+        return bool(self.oauth_service_account_key_ciphertext)
+
+    @property
     def has_oauth_secret(self) -> bool:
         return bool(getattr(self, self.oauth_secret_column))
 
