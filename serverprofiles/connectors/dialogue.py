@@ -4,6 +4,11 @@ Every protocol check runs inside a Dialogue: it opens the socket to the configur
 and port only, at an address the outbound policy allows (outbound.py), secures it, keeps
 track of the step it is at, and turns any failure into an Outcome with a cause (A4).
 Nothing escapes it but KeyboardInterrupt.
+
+The protocols themselves are spoken by well-kept libraries (IMAPClient over imaplib,
+poplib, smtplib), each handed the Dialogue's socket instead of opening its own: see
+imap.py, pop3.py and smtp.py. Each gives the Dialogue a `translate` function that turns
+its library's exceptions into the ones below, which the Dialogue classifies.
 """
 
 import contextlib
@@ -33,7 +38,6 @@ DRAIN_SECONDS = 2.0
 # ones, IMAP capability lists, are a few hundred bytes).
 MAX_LINE = 65536
 MAX_QUOTED_LINE = 200
-RECEIVE_SIZE = 16384
 TLS_PORTS_HINT = "implicit TLS is usually port 993 for IMAP, 995 for POP3 and 465 for SMTP"
 _A_SERVER = {"IMAP": "an IMAP", "POP3": "a POP3", "SMTP": "an SMTP"}
 
@@ -57,9 +61,11 @@ class NotTheProtocol(Exception):
 class AuthenticationRejected(Exception):
     """The server refused the credentials (or offered no way to present them)."""
 
-    def __init__(self, reply=None, *, explanation: str = ""):
+    def __init__(
+        self, reply=None, *, explanation: str = "", advice: str = "Check the user name and password."
+    ):
         super().__init__(reply)
-        self.reply, self.explanation = reply, explanation
+        self.reply, self.explanation, self.advice = reply, explanation, advice
 
 
 class ConnectionDropped(Exception):
@@ -180,15 +186,17 @@ class Deadline:
 class Dialogue:
     """Context manager around one connection; `outcome` holds the result afterwards.
 
-    A check opens its connection with `connect()`, speaks over the Wire it returns,
-    keeps `step` up to date, and calls `succeed()`; whatever it raises becomes a failure
-    with a cause.
+    A check has its library client open the connection with `open_socket()`, keeps
+    `step` up to date, and calls `succeed()`; whatever it raises becomes a failure with a
+    cause, after `translate` has turned the library's exceptions into this module's.
     """
 
-    def __init__(self, endpoint: Endpoint):
+    def __init__(self, endpoint: Endpoint, *, translate=None):
         self.endpoint = endpoint
         self.step = "connecting"
         self.outcome: Outcome | None = None
+        self._translate = translate or (lambda dialogue, exc: exc)
+        self.connection = None  # the library's connection object, once made: for `translate`
         self._negotiating_tls = False
         self._sockets: list[socket.socket] = []
         self._deadline = Deadline(endpoint.deadline)
@@ -202,7 +210,7 @@ class Dialogue:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc is not None and isinstance(exc, Exception):
-                self.outcome = self._classify(exc)
+                self.outcome = self._classify(self._translate(self, exc))
         finally:
             self._close()
             self._deadline.cancel()
@@ -212,12 +220,9 @@ class Dialogue:
             )
         return exc is None or isinstance(exc, Exception)
 
-    def connect(self) -> "Wire":
+    def open_socket(self) -> socket.socket:
         """Connect to the configured host and port (and nowhere else, nowhere the outbound
-        policy refuses), with TLS if asked."""
-        return Wire(self, self._open_socket())
-
-    def _open_socket(self) -> socket.socket:
+        policy refuses), with TLS if asked: the socket a library client then speaks over."""
         endpoint = self.endpoint
         self.step = "connecting"
         sock = outbound.connect(endpoint.host, endpoint.port, timeout=endpoint.timeout)
@@ -240,6 +245,12 @@ class Dialogue:
         self._negotiating_tls = False
         return secured
 
+    def starttls_context(self, step: str, buffered) -> "_StartTLS":
+        """What to give a library's starttls()/stls() as its SSL context: checks that the
+        server sent nothing after its go-ahead (`buffered()` is the library's reader of the
+        plain-text connection), then secures the socket as `secure` does."""
+        return _StartTLS(self, step, buffered)
+
     def succeed(self, message: str) -> None:
         self.outcome = Outcome.success(message)
 
@@ -250,6 +261,12 @@ class Dialogue:
             goodbye()
 
     def _close(self) -> None:
+        # The library's reader of the socket too: after a failure its client is left in
+        # a reference cycle with the traceback, and the socket would be closed only when
+        # the garbage collector got to it.
+        with contextlib.suppress(Exception):
+            if reader := getattr(self.connection, "file", None):
+                reader.close()
         for sock in self._sockets:
             with contextlib.suppress(Exception):
                 sock.close()
@@ -320,9 +337,7 @@ class Dialogue:
             explanation = exc.explanation or (
                 f"{where} rejected the user name {e.username!r} or its password."
             )
-            return Outcome.failure(
-                Cause.AUTHENTICATION_FAILED, f"{explanation}{said} Check the user name and password."
-            )
+            return Outcome.failure(Cause.AUTHENTICATION_FAILED, f"{explanation}{said} {exc.advice}")
         if isinstance(exc, NotTheProtocol):
             return Outcome.failure(
                 Cause.SERVER_ERROR,
@@ -361,65 +376,57 @@ class Dialogue:
         )
 
 
-class Wire:
-    """A connection's bytes, a line at a time: what the IMAP, POP3 and SMTP checks speak over.
+class _StartTLS:
+    """An SSL context as far as imaplib, poplib and smtplib use one (`wrap_socket`)."""
 
-    Reads wait at most the endpoint's timeout each (the socket's); the Dialogue's
-    deadline bounds them all. A server that closes the connection mid-line raises
-    ConnectionDropped; one that sends a line longer than MAX_LINE, NotTheProtocol.
-    """
+    def __init__(self, dialogue: Dialogue, step: str, buffered):
+        self._dialogue, self._step, self._buffered = dialogue, step, buffered
 
-    def __init__(self, dialogue: Dialogue, sock: socket.socket):
-        self._dialogue, self._sock, self._buffer = dialogue, sock, b""
-
-    def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
-
-    def readline(self) -> bytes:
-        """The next line, with its line ending."""
-        buffer = self._buffer
-        start = 0
-        while (end := buffer.find(b"\n", start)) < 0:
-            if len(buffer) > MAX_LINE:
-                raise NotTheProtocol("a line longer than the limit")
-            start = len(buffer)
-            buffer += self._receive()
-        self._buffer = buffer[end + 1 :]
-        return buffer[: end + 1]
-
-    def read(self, size: int) -> bytes:
-        """Exactly `size` bytes."""
-        while len(self._buffer) < size:
-            self._buffer += self._receive()
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def start_tls(self, step: str) -> None:
-        """Secure the connection after the server agreed to STARTTLS (or STLS)."""
-        if self._buffer:
+    def wrap_socket(self, sock: socket.socket, server_hostname=None) -> ssl.SSLSocket:
+        pending = _pending(self._buffered(), sock)
+        if pending:
             # Plain-text bytes that came with the go-ahead would be read as if they had
             # come over TLS (a STARTTLS response injection): refuse them.
             raise ServerReplyError(
-                self._buffer[:MAX_QUOTED_LINE] + b" (sent before the TLS handshake, so refused)", doing=step
+                pending[:MAX_QUOTED_LINE] + b" (sent before the TLS handshake, so refused)", doing=self._step
             )
-        self._sock = self._dialogue.secure(self._sock, step)
+        return self._dialogue.secure(sock, self._step)
 
-    def drain(self) -> None:
-        """Read until the server hangs up, for at most a couple of seconds."""
-        with contextlib.suppress(Exception):
-            self._sock.settimeout(min(self._dialogue.endpoint.timeout, DRAIN_SECONDS))
-            while self._sock.recv(4096):
-                pass
 
-    @property
-    def local_address(self) -> str:
-        return self._sock.getsockname()[0]
+def _pending(reader, sock: socket.socket) -> bytes:
+    """What `reader` (a buffered reader of `sock`) holds or could read at once, without waiting."""
+    if reader is None:
+        return b""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return reader.peek(MAX_QUOTED_LINE) or b""
+    except (OSError, ValueError):
+        return b""
+    finally:
+        sock.settimeout(timeout)
 
-    def _receive(self) -> bytes:
-        data = self._sock.recv(RECEIVE_SIZE)
-        if not data:
-            raise ConnectionDropped("the server closed the connection")
-        return data
+
+def drain(sock: socket.socket | None, endpoint: Endpoint) -> None:
+    """Read until the server hangs up, for at most a couple of seconds: after LOGOUT or
+    QUIT, so that the server's slot is free when the check returns (A6)."""
+    if sock is None:
+        return
+    with contextlib.suppress(Exception):
+        sock.settimeout(min(endpoint.timeout, DRAIN_SECONDS))
+        while sock.recv(4096):
+            pass
+
+
+def token_refused(endpoint: Endpoint, reply) -> AuthenticationRejected:
+    """The server refused the access token: its words, and what usually fixes it (a caller
+    that knows the provider adds its own fix to the outcome: Outcome.extended)."""
+    return AuthenticationRejected(
+        reply,
+        explanation=f"{endpoint.where} refused the OAuth 2.0 access token for {endpoint.username}.",
+        advice=f"Check that the app registered with the identity provider may use {endpoint.label} "
+        "for this mailbox.",
+    )
 
 
 def security(endpoint: Endpoint, *, upgraded: bool, command: str) -> str:

@@ -26,7 +26,9 @@ class Endpoint:
     """One server to test: the configured host and port, and nothing else.
 
     An empty `username` means: connect and secure the connection, but do not log in.
-    The password never appears in the repr. Credentials go over plain text only with
+    With an `access_token` the check logs in as `username` with OAuth 2.0 (SASL
+    OAUTHBEARER where the server offers it, else XOAUTH2) instead of the password.
+    Neither secret appears in the repr. Credentials go over plain text only with
     `allow_unencrypted_credentials` (SPEC 9).
     """
 
@@ -36,7 +38,7 @@ class Endpoint:
     ssl: bool
     username: str = ""
     password: str = field(default="", repr=False)
-    access_token: str = field(default="", repr=False)  # SPEC 7: log in with SASL XOAUTH2/OAUTHBEARER
+    access_token: str = field(default="", repr=False)
     timeout: float = 10.0
     allow_unencrypted_credentials: bool = False
 
@@ -55,6 +57,8 @@ class Endpoint:
             raise CredentialError("The user name contains control characters such as line breaks.")
         if has_control_characters(self.password):
             raise CredentialError("The password contains control characters such as line breaks.")
+        if has_control_characters(self.access_token) or " " in self.access_token:
+            raise CredentialError("The access token contains spaces or control characters.")
 
     @property
     def label(self) -> str:
@@ -75,7 +79,9 @@ class Endpoint:
         return tuple(secret for secret in (self.password, self.access_token) if secret)
 
 
-def profile_endpoint(profile, direction: str, *, username: str = "", password: str = "") -> Endpoint:
+def profile_endpoint(
+    profile, direction: str, *, username: str = "", password: str = "", access_token: str = ""
+) -> Endpoint:
     """The endpoint of a server profile's incoming or outgoing server (saved or not)."""
     from serverprofiles.models import DEFAULT_PORTS
 
@@ -102,6 +108,7 @@ def profile_endpoint(profile, direction: str, *, username: str = "", password: s
         ssl=ssl,
         username=username or "",
         password=password or "",
+        access_token=access_token or "",
         timeout=profile.timeout_ms / 1000,
         allow_unencrypted_credentials=profile.allow_unencrypted_credentials,
     )

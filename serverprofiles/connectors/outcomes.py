@@ -1,6 +1,6 @@
 """What a connection test found: success, or a failure with a cause an administrator can act on."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import models
 
@@ -47,6 +47,11 @@ class Outcome:
     def failure(cls, cause: Cause, detail: str) -> "Outcome":
         """A failure whose message starts with the cause's words, then says what to do."""
         return cls(False, cause, f"{cause.label}: {detail}")
+
+    def extended(self, advice: str) -> "Outcome":
+        """This outcome with `advice` added to its message: how a caller that knows more
+        (an OAuth provider's usual fix, say) completes the words."""
+        return replace(self, message=f"{self.message} {advice}")
 
     @classmethod
     def approval_required(cls) -> "Outcome":

@@ -3,15 +3,24 @@
 import base64
 
 from mailboxadmin.logging import redact
+from serverprofiles.connectors.sasl import sasl_oauthbearer, sasl_xoauth2
 
 MAX_QUOTE = 300
 REDACTED = "[redacted]"
 
 
 def _forms_of(secret: str, username: str) -> set[str]:
-    """The ways a password can travel on the wire: as typed, IMAP-quoted, or in SASL base64."""
+    """The ways a secret can travel on the wire: as typed, IMAP-quoted, or in SASL base64
+    (PLAIN for a password; XOAUTH2 and OAUTHBEARER for an access token)."""
     forms = {secret, secret.replace("\\", "\\\\").replace('"', '\\"')}
-    for raw in (secret, f"\0{username}\0{secret}", f"{username}\0{username}\0{secret}"):
+    sasl = (
+        secret,
+        f"\0{username}\0{secret}",
+        f"{username}\0{username}\0{secret}",
+        sasl_xoauth2(username, secret),
+        sasl_oauthbearer(username, secret),
+    )
+    for raw in sasl:
         forms.add(base64.b64encode(raw.encode()).decode())
     return {form for form in forms if form}
 

@@ -1,25 +1,31 @@
 """Outgoing over SMTP: connect, implicit TLS or STARTTLS, EHLO, AUTH, QUIT. Never sends mail.
 
-Spoken directly over the Dialogue's Wire, as IMAP is (RFC 5321 replies, RFC 3207
-STARTTLS, RFC 4954 AUTH with PLAIN, LOGIN or CRAM-MD5): credentials go as UTF-8, which
-smtplib refused for PLAIN, and a line that is not an SMTP reply is never quoted.
+Spoken by the standard library's smtplib rather than aiosmtplib: a check is one short
+blocking dialogue in a worker thread, as the IMAP and POP3 checks are, and smtplib needs
+no event loop per thread. `_SMTP` is smtplib's SMTP on the Dialogue's socket
+(`_get_socket`, the hook SMTP_SSL and LMTP override too), whose replies are checked to
+be SMTP before they are used or quoted. AUTH goes through `SMTP.auth` with the
+connectors' own SASL answers (sasl.py), sent as UTF-8: smtplib's own encode
+credentials as ASCII and fail on others (CPython issue 73936).
 """
 
-import base64
-import hmac
+import smtplib
 import socket
 from functools import cache
 
 from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
+    ConnectionDropped,
     Dialogue,
     NotTheProtocol,
     ServerReplyError,
-    Wire,
+    drain,
     security,
+    token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
+from serverprofiles.connectors.sasl import Responses, cram_md5, oauth_mechanism, oauth_responses, sasl_plain
 
 EHLO_STEP = "greeting the server (EHLO)"
 STARTTLS_STEP = "negotiating TLS (STARTTLS)"
@@ -33,78 +39,83 @@ def _local_hostname() -> str:
     return socket.getfqdn()
 
 
-class _Reply:
-    """A reply: its code and its lines' texts."""
+class _UTF8(str):
+    """An answer smtplib encodes "as ASCII": as UTF-8 instead."""
 
-    def __init__(self, code: int, lines: list[bytes]):
-        self.code, self.lines = code, lines
-
-    def __str__(self) -> str:
-        return f"{self.code} " + "\n".join(line.decode("utf-8", "replace") for line in self.lines)
+    def encode(self, encoding="utf-8", errors="strict") -> bytes:
+        return str.encode(self, "utf-8", errors)
 
 
-class _SMTP:
-    def __init__(self, wire: Wire):
-        self.wire = wire
-        self.extensions: dict[str, str] = {}
+class _SMTP(smtplib.SMTP):
+    def __init__(self, dialogue: Dialogue):
+        self.dialogue = dialogue
+        dialogue.connection = self
+        hostname = _local_hostname()
+        # RFC 5321 4.1.4: without a fully qualified name, an address literal (set once
+        # connected).
+        self.needs_address_literal = "." not in hostname or not hostname.isascii()
+        super().__init__(local_hostname=hostname, timeout=dialogue.endpoint.timeout)
 
-    def reply(self) -> _Reply:
-        lines = []
-        while True:
-            line = self.wire.readline()
-            code = line[:3]
-            if not (code.isdigit() and len(code) == 3 and line[3:4] in (b"-", b" ", b"\r", b"\n")):
-                raise NotTheProtocol()
-            lines.append(line[4:].strip())
-            if line[3:4] != b"-":
-                return _Reply(int(code), lines)
+    def _get_socket(self, host, port, timeout):
+        sock = self.dialogue.open_socket()
+        if self.needs_address_literal:
+            self.local_hostname = f"[{sock.getsockname()[0]}]"
+        return sock
 
-    def command(self, command: bytes) -> _Reply:
-        self.wire.send(command + b"\r\n")
-        return self.reply()
+    def getreply(self) -> tuple[int, bytes]:
+        try:
+            code, message = super().getreply()
+        except smtplib.SMTPResponseException as exc:  # "Line too long."
+            raise NotTheProtocol() from exc
+        if code == -1:  # a line that does not start with a reply code
+            raise NotTheProtocol()
+        return code, message
 
-    def expect(self, command: bytes, code: int, *, doing: str) -> _Reply:
-        reply = self.command(command)
-        if reply.code != code:
-            raise ServerReplyError(str(reply), doing=doing)
+    def quit(self):
+        reply = self.docmd("QUIT")
+        drain(self.sock, self.dialogue.endpoint)
+        self.close()
         return reply
 
-    def ehlo(self) -> None:
-        hostname = _local_hostname()
-        if "." not in hostname or not hostname.isascii():  # RFC 5321 4.1.4: an address literal
-            hostname = f"[{self.wire.local_address}]"
-        reply = self.command(b"EHLO " + hostname.encode())
-        if not 200 <= reply.code <= 299:
-            raise ServerReplyError(str(reply), doing=EHLO_STEP)
-        self.extensions = {}
-        for line in reply.lines[1:]:
-            # "AUTH=LOGIN" is how some old servers list AUTH, beside or instead of "AUTH LOGIN".
-            keyword, _, parameters = line.decode("ascii", "replace").replace("=", " ", 1).partition(" ")
-            if keyword:
-                keyword = keyword.upper()
-                self.extensions[keyword] = f"{self.extensions.get(keyword, '')} {parameters.upper()}".strip()
+    def authenticate(self, mechanism: str, responses: Responses, *, initial_response: bool) -> None:
+        def answer(challenge=None):
+            return _UTF8(responses(challenge) or "")
 
-    def quit(self) -> None:
-        self.command(b"QUIT")
-        self.wire.drain()
+        self.auth(mechanism, answer, initial_response_ok=initial_response)
+
+
+def _reply(code: int, message: bytes) -> str:
+    return f"{code} {message.decode('utf-8', 'replace')}"
+
+
+def _translate(dialogue: Dialogue, exc: Exception) -> Exception:
+    """smtplib's exceptions as the Dialogue's."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if isinstance(exc.__context__, OSError):  # a timeout, a reset: the cause itself
+            return exc.__context__
+        return ConnectionDropped("the server closed the connection")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return ServerReplyError(_reply(exc.smtp_code, exc.smtp_error))
+    if isinstance(exc, smtplib.SMTPException):
+        return ServerReplyError(str(exc))
+    return exc
 
 
 def check_smtp(endpoint: Endpoint) -> Outcome:
-    with Dialogue(endpoint) as dialogue:
-        smtp = _SMTP(dialogue.connect())
-        greeting = smtp.reply()
-        if greeting.code != 220:
-            raise ServerReplyError(str(greeting))
+    with Dialogue(endpoint, translate=_translate) as dialogue:
+        smtp = _SMTP(dialogue)
+        code, message = smtp.connect(endpoint.host, endpoint.port)
+        if code != 220:
+            raise ServerReplyError(_reply(code, message))
         dialogue.step = EHLO_STEP
-        smtp.ehlo()
+        _ehlo(smtp)
         secured = endpoint.ssl
-        if not endpoint.ssl and "STARTTLS" in smtp.extensions:
+        if not endpoint.ssl and smtp.has_extn("STARTTLS"):
             dialogue.step = STARTTLS_STEP
-            smtp.expect(b"STARTTLS", 220, doing=STARTTLS_STEP)
-            smtp.wire.start_tls(STARTTLS_STEP)
+            smtp.starttls(context=dialogue.starttls_context(STARTTLS_STEP, lambda: smtp.file))
             secured = True
             dialogue.step = EHLO_STEP
-            smtp.ehlo()  # asked anew over TLS (RFC 3207 4.2)
+            _ehlo(smtp)  # asked anew over TLS (RFC 3207 4.2)
         how = security(endpoint, upgraded=secured, command="STARTTLS")
         if not endpoint.username:
             dialogue.succeed(f"Connected to {endpoint.where} {how} and greeted it; no authentication used.")
@@ -112,48 +123,53 @@ def check_smtp(endpoint: Endpoint) -> Outcome:
             dialogue.outcome = unencrypted_refused(endpoint, command="STARTTLS")
         else:
             dialogue.step = AUTH_STEP
-            _authenticate(smtp, endpoint, secured)
+            used = _authenticate(smtp, endpoint, secured)
             dialogue.succeed(
-                f"Connected to {endpoint.where} {how}, greeted it and authenticated as {endpoint.username}."
+                f"Connected to {endpoint.where} {how}, greeted it and authenticated as "
+                f"{endpoint.username}{used}."
             )
         dialogue.close_politely(smtp.quit)
     return dialogue.outcome
 
 
-def _authenticate(smtp: _SMTP, endpoint: Endpoint, secured: bool) -> None:
-    if "AUTH" not in smtp.extensions:
+def _ehlo(smtp: _SMTP) -> None:
+    code, message = smtp.ehlo()
+    if not 200 <= code <= 299:
+        raise ServerReplyError(_reply(code, message), doing=EHLO_STEP)
+
+
+def _authenticate(smtp: _SMTP, endpoint: Endpoint, secured: bool) -> str:
+    """AUTH with the token or the password; what was used, for the success message."""
+    if not smtp.has_extn("AUTH"):
         raise AuthenticationRejected(
             explanation=f"{endpoint.where} does not offer authentication (AUTH) on this "
             f"connection{'' if secured else '; it may require TLS: turn on Use SSL'}."
         )
-    offered = smtp.extensions["AUTH"].split()
-    mechanism = next((m for m in MECHANISMS if m in offered), None)
-    if mechanism is None:
-        raise AuthenticationRejected(
-            explanation=f"{endpoint.where} offers only the authentication mechanisms "
-            f"{', '.join(offered) or '(none)'}; this test can use {', '.join(MECHANISMS)}."
-        )
-    username, password = endpoint.username.encode(), endpoint.password.encode()  # UTF-8 (RFC 4616)
-    if mechanism == "PLAIN":
-        reply = smtp.command(b"AUTH PLAIN " + _b64(b"\0" + username + b"\0" + password))
-        if reply.code == 334:  # a server that ignores the initial response asks for it
-            reply = smtp.command(_b64(b"\0" + username + b"\0" + password))
-    elif mechanism == "LOGIN":
-        reply = smtp.command(b"AUTH LOGIN")
-        for answer in (username, password):
-            if reply.code != 334:
-                break
-            reply = smtp.command(_b64(answer))
-    else:
-        reply = smtp.command(b"AUTH CRAM-MD5")
-        if reply.code == 334:
-            challenge = base64.b64decode(reply.lines[0], validate=False)
-            digest = hmac.new(password, challenge, "md5").hexdigest().encode()
-            reply = smtp.command(_b64(username + b" " + digest))
-    # 503: already authenticated (smtplib counts it a success too).
-    if reply.code not in (235, 503):
-        raise AuthenticationRejected(str(reply))
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.b64encode(data)
+    offered = smtp.esmtp_features["auth"].upper().split()
+    try:
+        if endpoint.access_token:
+            mechanism = oauth_mechanism(offered)
+            responses = oauth_responses(mechanism, endpoint.username, endpoint.access_token)
+            smtp.authenticate(mechanism, responses, initial_response=True)
+            return f" with OAuth 2.0 ({mechanism})"
+        mechanism = next((m for m in MECHANISMS if m in offered), None)
+        if mechanism is None:
+            raise AuthenticationRejected(
+                explanation=f"{endpoint.where} offers only the authentication mechanisms "
+                f"{', '.join(offered) or '(none)'}; this test can use {', '.join(MECHANISMS)}."
+            )
+        username, password = endpoint.username, endpoint.password
+        if mechanism == "PLAIN":
+            # A server that ignores the initial response asks for it with an empty 334.
+            credentials = sasl_plain(username, password)
+            smtp.authenticate("PLAIN", Responses(credentials, credentials), initial_response=True)
+        elif mechanism == "LOGIN":
+            smtp.authenticate("LOGIN", Responses(username, password), initial_response=False)
+        else:
+            smtp.authenticate("CRAM-MD5", Responses(cram_md5(username, password)), initial_response=False)
+        return ""
+    except smtplib.SMTPAuthenticationError as exc:
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        if endpoint.access_token:
+            raise token_refused(endpoint, reply) from None
+        raise AuthenticationRejected(reply) from None

@@ -627,9 +627,13 @@ def test_smtp_offering_no_mechanism_the_check_knows_is_an_authentication_failure
 
 def _imap_injecting_after_starttls(connection, stopping):
     connection.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
-    tag = connection.makefile("rb").readline().split(b" ")[0]
-    # The go-ahead and, in the same packet, a reply meant to be read as if it came over TLS.
-    connection.sendall(tag + b" OK Begin TLS now\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
+    for line in connection.makefile("rb"):
+        tag, _, rest = line.partition(b" ")
+        if rest.upper().startswith(b"STARTTLS"):
+            # The go-ahead and, in the same packet, a reply meant to be read as if it came over TLS.
+            connection.sendall(tag + b" OK Begin TLS now\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
+            break
+        connection.sendall(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n" + tag + b" OK done\r\n")
     stopping.wait(5)
 
 
@@ -645,11 +649,11 @@ def _smtp_injecting_after_starttls(connection, stopping):
 
 def _pop3_injecting_after_stls(connection, stopping):
     connection.sendall(b"+OK ready\r\n")
-    lines = connection.makefile("rb")
-    next(lines)
-    connection.sendall(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")
-    next(lines)
-    connection.sendall(b"+OK begin TLS\r\n+OK injected\r\n")
+    for line in connection.makefile("rb"):
+        if line.upper().startswith(b"STLS"):
+            connection.sendall(b"+OK begin TLS\r\n+OK injected\r\n")
+            break
+        connection.sendall(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")  # CAPA, asked as often as the client likes
     stopping.wait(5)
 
 
@@ -678,7 +682,9 @@ def test_imap_preauthenticated_connection_with_literals_in_replies_passes(script
         for line in connection.makefile("rb"):
             heard.append(line)
             tag, _, rest = line.partition(b" ")
-            if rest.upper().startswith(b"EXAMINE"):
+            if rest.upper().startswith(b"CAPABILITY"):
+                connection.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
+            elif rest.upper().startswith(b"EXAMINE"):
                 # A literal ({5} and its five bytes) in the middle of an untagged reply.
                 connection.sendall(b'* LIST () "/" {5}\r\nINBOX\r\n* 2 EXISTS\r\n' + tag + b" OK done\r\n")
             elif rest.upper().startswith(b"LOGOUT"):
@@ -735,7 +741,11 @@ def test_imap_authenticate_asked_for_more_than_plain_carries_is_cancelled(script
     def asks_twice(connection, stopping):
         connection.sendall(GREETINGS["imap"])
         lines = connection.makefile("rb")
-        tag = next(lines).split(b" ")[0]
+        while not (line := next(lines)).split(b" ")[1].upper().startswith(b"AUTHENTICATE"):
+            connection.sendall(
+                b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + line.split(b" ")[0] + b" OK done\r\n"
+            )
+        tag = line.split(b" ")[0]
         for _ in range(2):
             connection.sendall(b"+ \r\n")
             heard.append(next(lines).strip())
@@ -753,7 +763,13 @@ def test_imap_authenticate_asked_for_more_than_plain_carries_is_cancelled(script
 
 
 def test_an_imap_server_without_imap4rev1_is_a_server_error(scripted_server):
-    port = scripted_server(lambda connection, stopping: connection.sendall(b"* OK [CAPABILITY POP3] hi\r\n"))
+    def without_imap4rev1(connection, stopping):
+        connection.sendall(b"* OK [CAPABILITY POP3] hi\r\n")
+        tag = connection.makefile("rb").readline().split(b" ")[0]
+        connection.sendall(b"* CAPABILITY POP3\r\n" + tag + b" OK done\r\n")
+        stopping.wait(5)
+
+    port = scripted_server(without_imap4rev1)
 
     outcome = check_incoming(Endpoint("imap", "127.0.0.1", port, False, timeout=SHORT))
 
