@@ -161,7 +161,7 @@ class EmailServerProfileForm(VersionedModelForm):
         "oauth_client_id": _OAUTH,
         "oauth_scope": _OAUTH,
         "oauth_tenant_id": {**_OAUTH, "oauth_provider": ["microsoft"]},
-        "oauth_token_url": {**_OAUTH, "oauth_provider": ["google", "other", ""]},
+        "oauth_token_url": _OAUTH,
         **{
             name: {**_OAUTH, "oauth_provider": ["microsoft", "other", ""]}
             for name in ("oauth_client_secret", "clear_oauth_client_secret")

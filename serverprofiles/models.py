@@ -237,8 +237,8 @@ class EmailServerProfile(models.Model):
         "Token URL",
         max_length=2048,
         blank=True,
-        help_text="The https URL of the token endpoint (Other). Microsoft 365's comes from the Tenant "
-        "ID; Google Workspace's is https://oauth2.googleapis.com/token unless entered here.",
+        help_text="The https URL of the token endpoint. Left empty: Microsoft 365's for the Tenant ID, "
+        "or https://oauth2.googleapis.com/token for Google Workspace.",
     )
     oauth_client_id = models.CharField(
         "Client ID",
@@ -403,17 +403,15 @@ class EmailServerProfile(models.Model):
 
     @property
     def oauth_token_endpoint(self) -> str:
-        """The token URL tokens are asked for: Microsoft's for the tenant, Google's unless
-        the profile names another, the profile's own for Other."""
-        if self.oauth_provider == OAuthProvider.MICROSOFT:
-            return (
-                MICROSOFT_TOKEN_URL.format(tenant=self.oauth_tenant_id.strip())
-                if self.oauth_tenant_id
-                else ""
-            )
+        """The token URL tokens are asked for: the profile's own (for Microsoft, one of its
+        national clouds, say), else Microsoft's for the tenant or Google's."""
+        if url := self.oauth_token_url.strip():
+            return url
+        if self.oauth_provider == OAuthProvider.MICROSOFT and self.oauth_tenant_id.strip():
+            return MICROSOFT_TOKEN_URL.format(tenant=self.oauth_tenant_id.strip())
         if self.oauth_provider == OAuthProvider.GOOGLE:
-            return self.oauth_token_url.strip() or GOOGLE_TOKEN_URL
-        return self.oauth_token_url.strip()
+            return GOOGLE_TOKEN_URL
+        return ""
 
     @property
     def oauth_effective_scope(self) -> str:
@@ -452,9 +450,7 @@ class EmailServerProfile(models.Model):
             for name in OAUTH_FIELDS:
                 setattr(self, name, "")
         else:
-            if self.oauth_provider == OAuthProvider.MICROSOFT:
-                self.oauth_token_url = ""
-            else:
+            if self.oauth_provider != OAuthProvider.MICROSOFT:
                 self.oauth_tenant_id = ""
             other_secret = {
                 "oauth_client_secret_ciphertext",

@@ -112,7 +112,7 @@ class Migration(migrations.Migration):
             name="oauth_token_url",
             field=models.CharField(
                 blank=True,
-                help_text="The https URL of the token endpoint (Other). Microsoft 365's comes from the Tenant ID; Google Workspace's is https://oauth2.googleapis.com/token unless entered here.",
+                help_text="The https URL of the token endpoint. Left empty: Microsoft 365's for the Tenant ID, or https://oauth2.googleapis.com/token for Google Workspace.",
                 max_length=2048,
                 verbose_name="Token URL",
             ),

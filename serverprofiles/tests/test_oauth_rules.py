@@ -100,10 +100,25 @@ def test_microsoft_requires_the_tenant_id():
 
 def test_microsoft_tenant_gives_the_token_url_and_the_default_scope():
     profile = profile_create(
-        oauth_profile(oauth_provider=OAuthProvider.MICROSOFT, oauth_tenant_id="contoso.com", oauth_scope="")
+        oauth_profile(
+            oauth_provider=OAuthProvider.MICROSOFT,
+            oauth_tenant_id="contoso.com",
+            oauth_token_url="",
+            oauth_scope="",
+        )
     )
     assert profile.oauth_token_endpoint == "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
     assert profile.oauth_effective_scope == "https://outlook.office365.com/.default"
+
+
+def test_microsoft_national_cloud_token_url_is_kept():
+    url = "https://login.microsoftonline.us/contoso.com/oauth2/v2.0/token"
+    profile = profile_create(
+        oauth_profile(
+            oauth_provider=OAuthProvider.MICROSOFT, oauth_tenant_id="contoso.com", oauth_token_url=url
+        )
+    )
+    assert profile.oauth_token_endpoint == url
 
 
 def test_other_requires_the_token_url():
