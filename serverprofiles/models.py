@@ -521,6 +521,10 @@ class EmailServerProfile(models.Model):
     def set_oauth_service_account_key(self, raw: str) -> None:
         self._set_oauth_secret("oauth_service_account_key_ciphertext", raw)
 
+    def set_oauth_secret(self, raw: str) -> None:
+        """The provider's secret: Google's service account key, else the client secret."""
+        self._set_oauth_secret(self.oauth_secret_column, raw)
+
     def _set_oauth_secret(self, column: str, raw: str) -> None:
         self._typed_oauth_secrets = {**self._typed_oauth_secrets, column: raw}
         self._bind_oauth_secret(column, raw)

@@ -182,11 +182,8 @@ class Command(ScriptCommand):
         if password:
             profile.set_incoming_password(password)
         if client_secret:
-            profile.normalize()  # the provider decides where the secret goes (Google: a key)
-            if profile.oauth_provider == OAuthProvider.GOOGLE:
-                profile.set_oauth_service_account_key(client_secret)
-            else:
-                profile.set_oauth_client_secret(client_secret)
+            profile.normalize()  # Exchange Online's provider is Microsoft's
+            profile.set_oauth_secret(client_secret)
         try:
             with transaction.atomic():
                 profile_create(
