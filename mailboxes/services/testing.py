@@ -257,11 +257,13 @@ def _oauth_endpoint(profile: EmailServerProfile, direction: str, username: str) 
     return dataclasses.replace(endpoint, access_token=token)
 
 
-def _checked(workload: str, endpoint: Endpoint, profile: EmailServerProfile) -> Outcome:
-    """One workload's check; a refused token says what usually fixes it (SPEC 7)."""
+def _checked(workload: str, endpoint: Endpoint, plan: _Plan) -> Outcome:
+    """One workload's check; a refused token says what usually fixes it (SPEC 7). (The
+    profile was loaded with the plan: no query here, in a worker thread.)"""
     outcome = (check_incoming if workload == "incoming" else check_outgoing)(endpoint)
     if endpoint.access_token and outcome.cause == Cause.AUTHENTICATION_FAILED:
-        return mail_server_refused_token(outcome, provider=profile.oauth_provider, protocol=endpoint.protocol)
+        provider = plan.mailbox.server_profile.oauth_provider
+        return mail_server_refused_token(outcome, provider=provider, protocol=endpoint.protocol)
     return outcome
 
 
@@ -317,7 +319,7 @@ def _connect(plan: _Plan) -> dict[str, Outcome | None]:
     outcomes: dict[str, Outcome | None] = {}
     for workload, item in plan.work.items():
         if isinstance(item, Endpoint):
-            outcomes[workload] = _checked(workload, item, plan.mailbox.server_profile)
+            outcomes[workload] = _checked(workload, item, plan)
         else:
             outcomes[workload] = item
     return outcomes
