@@ -9,6 +9,9 @@ DATABASE_URL. Configuration (environment):
     RUNS              timed runs per page (default 15, after 3 warm-up runs)
     UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
     BULK_RUNS         runs of Set Server Profile (default 3)
+    SCENARIOS         only these, comma-separated (list_pages, admin_changelist,
+                      load_test, bulk_set_server_profile, test_and_enable, commands);
+                      default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
 
 Every timing is the median (p50) of its runs; the list and its untuned comparison are
 measured in the same run, interleaved. A budget missed is a MISS in the table and exit
@@ -74,21 +77,32 @@ def main() -> int:
     django.setup()
     from bench import scenarios
 
+    chosen = {name.strip() for name in os.environ.get("SCENARIOS", "").split(",") if name.strip()}
+
+    def wanted(name: str) -> bool:
+        return not chosen or name in chosen
+
     scenarios.prepare(size)
-    rows = []
-    rows += scenarios.list_pages(runs=int_env("RUNS", 15))
-    rows += scenarios.admin_changelist(runs=int_env("RUNS", 15), untuned_runs=int_env("UNTUNED_RUNS", 5))
+    rows, load_rows = [], []
+    if wanted("list_pages"):
+        rows += scenarios.list_pages(runs=int_env("RUNS", 15))
+    if wanted("admin_changelist"):
+        rows += scenarios.admin_changelist(runs=int_env("RUNS", 15), untuned_runs=int_env("UNTUNED_RUNS", 5))
     # The pages (in-process, then under load) first, on the freshly vacuumed database;
     # then the bulk writes; key rotation last, as it changes the key everything uses.
-    load_rows = scenarios.load_test(
-        env,
-        seconds=int_env("LOAD_SECONDS", 30),
-        connections=int_env("LOAD_CONNECTIONS", 4),
-        threads=int_env("LOAD_THREADS", 2),
-    )
-    rows += scenarios.bulk_set_server_profile(size, runs=int_env("BULK_RUNS", 3))
-    rows += scenarios.test_and_enable(runs=int_env("RUNS", 15))
-    rows += scenarios.commands(env)
+    if wanted("load_test"):
+        load_rows = scenarios.load_test(
+            env,
+            seconds=int_env("LOAD_SECONDS", 30),
+            connections=int_env("LOAD_CONNECTIONS", 4),
+            threads=int_env("LOAD_THREADS", 2),
+        )
+    if wanted("bulk_set_server_profile"):
+        rows += scenarios.bulk_set_server_profile(size, runs=int_env("BULK_RUNS", 3))
+    if wanted("test_and_enable"):
+        rows += scenarios.test_and_enable(runs=int_env("RUNS", 15))
+    if wanted("commands"):
+        rows += scenarios.commands(env)
     rows += load_rows
 
     from bench.report import render

@@ -241,6 +241,11 @@ def bulk_set_server_profile(size: int, *, runs: int) -> list[Row]:
 # Issue 4: Test & Enable ------------------------------------------------------------------
 
 
+# Issue 15: the servers share the two cores with the client, so the budget is wall time
+# (the hand-written connectors took 1.56 s).
+TEST_AND_ENABLE_BUDGET = 2.5
+
+
 def test_and_enable(*, runs: int) -> list[Row]:
     from bench.mailservers import mail_servers
     from mailboxes.services.testing import run_mailbox_tests
@@ -301,16 +306,15 @@ def test_and_enable(*, runs: int) -> list[Row]:
     machine_cpu = busy * cores * total  # client, servers and PostgreSQL together
     return [
         Row(
-            f"Test & Enable {count:,} mailboxes (cap {cap}) ≤ 1.5 × ({count:,} × one ÷ {cap})",
-            f"{total:.2f} s vs {1.5 * ideal:.2f} s ({total / ideal:.2f} × ideal)",
-            total <= 1.5 * ideal,
-            f"One mailbox: {ms(p50(one))} (p50 of {runs} runs; IMAP and SMTP login, results recorded); "
-            f"ideal {count:,} × {ms(p50(one))} ÷ {cap} = {ideal:.2f} s. Dovecot (plain IMAP) and aiosmtpd "
-            f"(own process) on loopback. During the {count:,}: the {cores} CPU cores were "
-            f"{busy:.0%} busy (client, servers, PostgreSQL and whatever else runs): {machine_cpu:.2f} s "
-            f"of CPU ({ms(machine_cpu / count)} per mailbox), at least {machine_cpu / cores:.2f} s "
-            f"of wall time on {cores} cores even if fully used; the testing process used "
-            f"{client_cpu:.2f} s of it ({ms(client_cpu / count)} per mailbox).",
+            f"Test & Enable {count:,} mailboxes (cap {cap}), library clients ≤ {TEST_AND_ENABLE_BUDGET:g} s",
+            f"{total:.2f} s; {ms(client_cpu / count)} CPU per mailbox (testing process)",
+            total <= TEST_AND_ENABLE_BUDGET,
+            f"IMAP through IMAPClient, SMTP through smtplib. One mailbox: {ms(p50(one))} (p50 of {runs} "
+            f"runs; IMAP and SMTP login, results recorded); {count:,} × that ÷ {cap} = {ideal:.2f} s. "
+            f"Dovecot (plain IMAP) and aiosmtpd (own process) on loopback, sharing the machine with the "
+            f"client. During the {count:,}: the {cores} CPU cores were {busy:.0%} busy (client, servers, "
+            f"PostgreSQL and whatever else runs): {machine_cpu:.2f} s of CPU ({ms(machine_cpu / count)} "
+            f"per mailbox); the testing process used {client_cpu:.2f} s of it.",
         )
     ]
 

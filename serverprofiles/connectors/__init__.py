@@ -6,10 +6,16 @@
                                       username="alice", password=..., timeout=10))
     outcome.ok, outcome.cause, outcome.message
 
-A check contacts only the endpoint's host and port, at an address the outbound policy
-allows (outbound.py), obeys its timeout, verifies TLS certificates against the system
-trust store plus settings.MAIL_CA_BUNDLE, never sends a message, and never raises: every
-failure comes back as an Outcome with a Cause.
+With `access_token=` instead of a password the check logs in with OAuth 2.0 (SASL
+OAUTHBEARER or XOAUTH2); a refused token is Cause.AUTHENTICATION_FAILED, whose words a
+caller that knows the provider completes with `outcome.extended(...)`.
+
+The protocols are spoken by IMAPClient (IMAP), poplib (POP3) and smtplib (SMTP), each
+on a socket the Dialogue opened (dialogue.py). A check contacts only the endpoint's host
+and port, at an address the outbound policy allows (outbound.py), obeys its timeout,
+verifies TLS certificates against the system trust store plus settings.MAIL_CA_BUNDLE,
+never sends a message, and never raises: every failure comes back as an Outcome with a
+Cause.
 """
 
 from serverprofiles.connectors.endpoints import CredentialError, Endpoint, profile_endpoint

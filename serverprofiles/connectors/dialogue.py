@@ -27,6 +27,7 @@ from django.conf import settings
 from serverprofiles.connectors import outbound
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Cause, Outcome
+from serverprofiles.connectors.sasl import oauth_mechanism
 from serverprofiles.connectors.scrub import quote_reply, scrub
 
 logger = logging.getLogger(__name__)
@@ -427,6 +428,18 @@ def token_refused(endpoint: Endpoint, reply) -> AuthenticationRejected:
         advice=f"Check that the app registered with the identity provider may use {endpoint.label} "
         "for this mailbox.",
     )
+
+
+def oauth_mechanism_offered(endpoint: Endpoint, offered) -> str:
+    """The SASL mechanism to present the access token with; refused if the server has none."""
+    mechanism = oauth_mechanism(offered)
+    if mechanism is None:
+        raise AuthenticationRejected(
+            explanation=f"{endpoint.where} offers no OAuth 2.0 login (SASL XOAUTH2 or OAUTHBEARER) "
+            f"on this connection, only {', '.join(sorted(offered)) or 'none'}.",
+            advice="Check the server location, or authenticate with a password.",
+        )
+    return mechanism
 
 
 def security(endpoint: Endpoint, *, upgraded: bool, command: str) -> str:

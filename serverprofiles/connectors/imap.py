@@ -22,12 +22,13 @@ from serverprofiles.connectors.dialogue import (
     NotTheProtocol,
     ServerReplyError,
     drain,
+    oauth_mechanism_offered,
     security,
     token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
-from serverprofiles.connectors.sasl import Responses, oauth_mechanism, oauth_responses, sasl_plain
+from serverprofiles.connectors.sasl import Responses, oauth_responses, sasl_plain
 
 MAX_LITERAL = 1_000_000
 VERSIONS = {"IMAP4REV1", "IMAP4REV2", "IMAP4"}
@@ -163,7 +164,9 @@ def _log_in(client: _IMAPClient, imap: _IMAP4, endpoint: Endpoint) -> str:
     capabilities = _capabilities(imap)
     try:
         if endpoint.access_token:
-            mechanism = oauth_mechanism({word.removeprefix("AUTH=") for word in capabilities})
+            mechanism = oauth_mechanism_offered(
+                endpoint, {word.removeprefix("AUTH=") for word in capabilities if word.startswith("AUTH=")}
+            )
             client.sasl_login(mechanism, oauth_responses(mechanism, endpoint.username, endpoint.access_token))
             return f" with OAuth 2.0 ({mechanism})"
         if "LOGINDISABLED" in capabilities:

@@ -18,12 +18,13 @@ from serverprofiles.connectors.dialogue import (
     NotTheProtocol,
     ServerReplyError,
     drain,
+    oauth_mechanism_offered,
     security,
     token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
-from serverprofiles.connectors.sasl import Responses, oauth_mechanism, oauth_responses
+from serverprofiles.connectors.sasl import Responses, oauth_responses
 
 STLS_STEP = "negotiating TLS (STLS)"
 STAT_STEP = "reading the mailbox status (STAT)"
@@ -122,7 +123,7 @@ def check_pop3(endpoint: Endpoint) -> Outcome:
                     dialogue.step = CAPA_STEP
                     capabilities = pop3.capabilities()
                     dialogue.step = "logging in"
-                mechanism = oauth_mechanism(capabilities.get("SASL", ()))
+                mechanism = oauth_mechanism_offered(endpoint, capabilities.get("SASL", ()))
                 try:
                     pop3.authenticate(
                         mechanism, oauth_responses(mechanism, endpoint.username, endpoint.access_token)

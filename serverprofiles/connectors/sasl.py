@@ -55,10 +55,9 @@ OAUTH_ERROR_ANSWER = {"XOAUTH2": "", "OAUTHBEARER": "\x01"}
 OAUTH_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")  # in this order of preference
 
 
-def oauth_mechanism(offered) -> str:
-    """OAUTHBEARER where the server offers it, else XOAUTH2 (which servers that take
-    tokens accept, some without listing it)."""
-    return "OAUTHBEARER" if "OAUTHBEARER" in offered else "XOAUTH2"
+def oauth_mechanism(offered) -> str | None:
+    """OAUTHBEARER where the server offers it, else XOAUTH2; None if it offers neither."""
+    return next((mechanism for mechanism in OAUTH_MECHANISMS if mechanism in offered), None)
 
 
 def oauth_responses(mechanism: str, username: str, token: str) -> Responses:

@@ -20,12 +20,13 @@ from serverprofiles.connectors.dialogue import (
     NotTheProtocol,
     ServerReplyError,
     drain,
+    oauth_mechanism_offered,
     security,
     token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
-from serverprofiles.connectors.sasl import Responses, cram_md5, oauth_mechanism, oauth_responses, sasl_plain
+from serverprofiles.connectors.sasl import Responses, cram_md5, oauth_responses, sasl_plain
 
 EHLO_STEP = "greeting the server (EHLO)"
 STARTTLS_STEP = "negotiating TLS (STARTTLS)"
@@ -148,7 +149,7 @@ def _authenticate(smtp: _SMTP, endpoint: Endpoint, secured: bool) -> str:
     offered = smtp.esmtp_features["auth"].upper().split()
     try:
         if endpoint.access_token:
-            mechanism = oauth_mechanism(offered)
+            mechanism = oauth_mechanism_offered(endpoint, offered)
             responses = oauth_responses(mechanism, endpoint.username, endpoint.access_token)
             smtp.authenticate(mechanism, responses, initial_response=True)
             return f" with OAuth 2.0 ({mechanism})"

@@ -2,6 +2,7 @@
 
 import base64
 import hmac
+import logging
 from dataclasses import replace
 
 import pytest
@@ -491,7 +492,10 @@ ECHOING = {
 @pytest.mark.parametrize(
     ("check", "protocol"), [(check_incoming, "imap"), (check_incoming, "pop3"), (check_outgoing, "smtp")]
 )
-def test_a_server_echoing_the_password_never_gets_it_into_the_message(scripted_server, check, protocol):
+def test_a_server_echoing_the_password_never_gets_it_into_the_message(
+    scripted_server, check, protocol, caplog
+):
+    caplog.set_level(logging.DEBUG)  # the libraries' own loggers (imapclient, imaplib) too
     port = scripted_server(ECHOING[protocol])
     password = 'Echo-"me"-9x'
 
@@ -501,6 +505,7 @@ def test_a_server_echoing_the_password_never_gets_it_into_the_message(scripted_s
     assert "you said" in outcome.message
     assert "[redacted]" in outcome.message
     assert "Echo-" not in outcome.message
+    assert not any("Echo-" in record.getMessage() for record in caplog.records)
 
 
 def test_a_server_that_stays_connected_after_logout_still_passes(scripted_server):
