@@ -814,7 +814,7 @@ def _validate_connection_fields(profile: EmailServerProfile) -> None:
         )
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if not profile.is_exchange:
+    if profile.locations_are_host_names:  # Exchange Online too (SPEC 7)
         for name in ("incoming_server", "outgoing_server"):
             if name not in errors and not is_host_name((getattr(profile, name) or "").strip()):
                 label = profile._meta.get_field(name).verbose_name
