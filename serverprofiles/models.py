@@ -293,6 +293,20 @@ class EmailServerProfile(models.Model):
                 ),
                 name="profile_exchange_online_server_to_server",
             ),
+            # P10 for the oauth2 choice (Exchange Online profiles saved before OAuth existed
+            # have no client yet: clean() asks for it on their next edit)
+            models.CheckConstraint(
+                condition=(
+                    ~Q(incoming_auth=AuthenticationMethod.OAUTH2)
+                    & ~Q(outgoing_auth=AuthenticationMethod.OAUTH2)
+                )
+                | (
+                    ~Q(oauth_provider="")
+                    & ~Q(oauth_client_id="")
+                    & (~Q(oauth_client_secret_ciphertext="") | ~Q(oauth_service_account_key_ciphertext=""))
+                ),
+                name="profile_oauth2_client_complete",
+            ),
             # P4
             models.CheckConstraint(
                 condition=~Q(incoming_auth=AuthenticationMethod.ANONYMOUS),

@@ -244,5 +244,27 @@ class Migration(migrations.Migration):
                 name="connection_test_finished_without_password",
             ),
         ),
+        migrations.AddConstraint(
+            model_name="emailserverprofile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        models.Q(("incoming_auth", "oauth2"), _negated=True),
+                        models.Q(("outgoing_auth", "oauth2"), _negated=True),
+                    ),
+                    models.Q(
+                        models.Q(("oauth_provider", ""), _negated=True),
+                        models.Q(("oauth_client_id", ""), _negated=True),
+                        models.Q(
+                            models.Q(("oauth_client_secret_ciphertext", ""), _negated=True),
+                            models.Q(("oauth_service_account_key_ciphertext", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                    ),
+                    _connector="OR",
+                ),
+                name="profile_oauth2_client_complete",
+            ),
+        ),
         migrations.RunPython(exchange_online_over_imap_and_smtp, migrations.RunPython.noop),
     ]

@@ -259,3 +259,13 @@ def test_rotate_encryption_keys_rotates_the_oauth_secret(settings):
     new = raw_column("oauth_client_secret_ciphertext", profile.pk)
     assert new != old
     assert encryption.decrypt_bound(new, record="").secret == SECRET
+
+
+def test_the_database_refuses_an_oauth2_profile_without_its_client():
+    from django.db import IntegrityError, transaction
+
+    profile = profile_create(oauth_profile())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmailServerProfile.objects.filter(pk=profile.pk).update(oauth_client_secret_ciphertext="")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmailServerProfile.objects.filter(pk=profile.pk).update(oauth_client_id="")
