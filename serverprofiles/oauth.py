@@ -7,10 +7,10 @@ Workspace (domain-wide delegation).
 
 The protocol is authlib's (a well-kept library that does both grants: it builds the
 requests, authenticates the client, signs the JWT assertion and reads the token
-endpoint's answers and errors). Only the HTTP transport is ours, because the token
-endpoint is reached under the outbound policy like a mail server (SPEC 9): resolved
-once, connected by the checked address, TLS verified for the host name, with the
-profile's timeout. Plain http:// only to a loopback address (P10: for tests).
+endpoint's answers and errors). Only the HTTP transport is ours (oauth_transport.py),
+because the token endpoint is reached under the outbound policy like a mail server
+(SPEC 9): resolved once, connected by the checked address, TLS verified for the host
+name, with the profile's timeout. Plain http:// only to a loopback address (P10: tests).
 
 The token endpoint is not the mail server, so a token request holds none of the
 profile's connection slots: it happens once per profile per run (per mailbox for
@@ -33,16 +33,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Client, OAuth2Error
 from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
-from django.conf import settings
 from joserfc.jwk import RSAKey
 
 from serverprofiles.connectors import outbound
 from serverprofiles.connectors.outcomes import Cause, Outcome
 from serverprofiles.connectors.scrub import quote_reply
+from serverprofiles.oauth_transport import HTTPFailure, PinnedSession
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # A cached token is used until this long (seconds) before it expires: a test that starts
@@ -50,7 +50,6 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_LEEWAY = 120
 # Assumed lifetime of a token whose answer gives none.
 DEFAULT_EXPIRES_IN = 300
-MAX_RESPONSE_BYTES = 64 * 1024
 LOOPBACK_NAMES = ("localhost",)
 
 # What the mail server's refusal of a token usually means, by provider.
@@ -161,11 +160,6 @@ _key_locks: dict[tuple, threading.Lock] = {}
 # Within one run (Test & Enable of many mailboxes), a token endpoint's refusal is
 # remembered too: 1,000 mailboxes of a profile whose secret is wrong ask once.
 _run_failures: ContextVar[dict | None] = ContextVar("oauth_run_failures", default=None)
-_requests_made = 0  # for tests and the bench: how many token requests this process made
-
-
-def requests_made() -> int:
-    return _requests_made
 
 
 def cache_clear() -> None:
@@ -207,12 +201,11 @@ def access_token(request: TokenRequest) -> str | Outcome:
 
 
 def _fetch(request: TokenRequest) -> AccessToken | Outcome:
-    global _requests_made
     jwt_bearer = request.grant == JWT_BEARER_GRANT
     # Microsoft documents the client secret in the form body (client_secret_post); Google's
     # JWT-bearer grant authenticates by the signed assertion alone, its scope inside it.
     client = OAuth2Client(
-        _PinnedSession(request.timeout),
+        PinnedSession(request.timeout),
         client_id=request.client_id,
         client_secret=None if jwt_bearer else request.secret,
         token_endpoint_auth_method="none" if jwt_bearer else "client_secret_post",
@@ -220,11 +213,10 @@ def _fetch(request: TokenRequest) -> AccessToken | Outcome:
     )
     try:
         kwargs = {"assertion": _google_assertion(request)} if jwt_bearer else {}
-        _requests_made += 1
         token = client.fetch_token(request.token_url, grant_type=request.grant, **kwargs)
     except OAuth2Error as exc:
         return _refused(request, exc.error, exc.description)
-    except _HTTPFailure as exc:
+    except HTTPFailure as exc:
         return Outcome.failure(
             Cause.TOKEN_REFUSED,
             f"the token endpoint {request.where} answered HTTP {exc.status} without a token.",
@@ -302,85 +294,6 @@ def mail_server_refused_token(outcome: Outcome, *, provider: str, protocol: str)
     )
     detail = outcome.message.split(": ", 1)[-1].rstrip()
     return Outcome.failure(Cause.TOKEN_REJECTED, f"{detail} {fix}")
-
-
-# Transport ----------------------------------------------------------------------------
-
-
-class _HTTPFailure(Exception):
-    def __init__(self, status: int):
-        self.status = status
-
-
-def _tls_context() -> ssl.SSLContext:
-    """The system trust store plus settings.MAIL_CA_BUNDLE, host names verified."""
-    context = ssl.create_default_context()
-    if bundle := getattr(settings, "MAIL_CA_BUNDLE", ""):
-        context.load_verify_locations(cafile=bundle)
-    return context
-
-
-class _PinnedHTTPConnection(http.client.HTTPSConnection):
-    """http.client over a socket the outbound policy connected (no second resolution);
-    TLS verified for the URL's host name. Plain http only to a loopback address."""
-
-    def __init__(self, host: str, port: int | None, *, timeout: float, tls: bool):
-        super().__init__(
-            host, port or (443 if tls else 80), timeout=timeout, context=_tls_context() if tls else None
-        )
-        self._tls = tls
-
-    def connect(self):
-        sock = outbound.connect(self.host, self.port, timeout=self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self._tls else sock
-
-
-@dataclass
-class _Response:
-    status_code: int
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body.decode("utf-8"))
-
-    def raise_for_status(self):
-        if self.status_code >= 400:
-            raise _HTTPFailure(self.status_code)
-
-
-class _PinnedSession:
-    """The one method of a requests session that authlib's OAuth2Client calls."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-
-    def post(self, url, data=None, headers=None, auth=None, **_):
-        parts = urlsplit(url)
-        if token_url_problem(url):
-            raise ValueError(token_url_problem(url))
-        body = urlencode(data or {})
-        headers = dict(headers or {})
-        if auth is not None:
-            url, headers, body = auth.prepare("POST", url, headers, body)
-        path = parts.path or "/"
-        if parts.query:
-            path += f"?{parts.query}"
-        connection = _PinnedHTTPConnection(
-            parts.hostname, parts.port, timeout=self.timeout, tls=parts.scheme == "https"
-        )
-        deadline = time.monotonic() + self.timeout * 3
-        try:
-            connection.request("POST", path, body=body.encode(), headers=headers)
-            response = connection.getresponse()
-            chunks, size = [], 0
-            while chunk := response.read(8192):
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES or time.monotonic() > deadline:
-                    raise _HTTPFailure(response.status) if size > MAX_RESPONSE_BYTES else TimeoutError()
-                chunks.append(chunk)
-            return _Response(response.status, b"".join(chunks))
-        finally:
-            connection.close()
 
 
 # A profile's tokens -------------------------------------------------------------------
