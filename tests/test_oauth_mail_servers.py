@@ -284,3 +284,17 @@ def test_no_secret_or_token_in_any_alert_log_history_export_or_output(
     assert tokens
     for secret in [oauth_server.client_secret, "Wrong-Secret-Here-31", *tokens]:
         assert_nowhere(secret, caplog, extra=[output.out, output.err, exported])
+
+
+def test_a_token_that_cannot_be_sent_is_refused_before_connecting(
+    make_oauth_profile, oauth_mailbox, oauth_server, monkeypatch
+):
+    answer = {"access_token": "two\r\nlines", "token_type": "Bearer", "expires_in": 3600}
+    monkeypatch.setattr(oauth_server, "_grant", lambda *args: answer)
+    mailbox = oauth_mailbox(make_oauth_profile())
+
+    result = mailbox_test_and_enable(mailbox)
+
+    assert result.outcomes["incoming"].cause == Cause.TOKEN_REFUSED
+    assert "cannot be used" in result.outcomes["incoming"].message
+    assert "two" not in result.outcomes["incoming"].message

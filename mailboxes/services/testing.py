@@ -254,7 +254,12 @@ def _oauth_endpoint(profile: EmailServerProfile, direction: str, username: str) 
     endpoint = _endpoint(profile, direction, username, None)
     if isinstance(endpoint, Outcome):
         return endpoint
-    return dataclasses.replace(endpoint, access_token=token)
+    try:
+        return dataclasses.replace(endpoint, access_token=token)
+    except CredentialError as exc:  # nothing a mail server could be sent
+        return Outcome.failure(
+            Cause.TOKEN_REFUSED, f"the token endpoint answered a token that cannot be used: {exc}"
+        )
 
 
 def _checked(workload: str, endpoint: Endpoint, plan: _Plan) -> Outcome:
