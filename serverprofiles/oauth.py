@@ -48,6 +48,8 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # A cached token is used until this long (seconds) before it expires: a test that starts
 # with it must still be logging in when the token is checked.
 TOKEN_LEEWAY = 120
+# The cache forgets its stale tokens when it holds this many.
+CACHE_PRUNE_AT = 10_000
 # Assumed lifetime of a token whose answer gives none.
 DEFAULT_EXPIRES_IN = 300
 LOOPBACK_NAMES = ("localhost",)
@@ -162,6 +164,14 @@ _key_locks: dict[tuple, threading.Lock] = {}
 _run_failures: ContextVar[dict | None] = ContextVar("oauth_run_failures", default=None)
 
 
+def _prune() -> None:
+    """Forget stale tokens (Google's are one a mailbox: the cache must not grow for ever).
+    Called with _cache_lock held."""
+    for stale in [key for key, token in _cache.items() if not token.fresh]:
+        del _cache[stale]
+        _key_locks.pop(stale, None)
+
+
 def cache_clear() -> None:
     with _cache_lock:
         _cache.clear()
@@ -193,6 +203,8 @@ def access_token(request: TokenRequest) -> str | Outcome:
         got = _fetch(request)
         if isinstance(got, AccessToken):
             with _cache_lock:
+                if len(_cache) >= CACHE_PRUNE_AT:
+                    _prune()
                 _cache[key] = got
             return got.token
         if failures is not None:

@@ -228,3 +228,15 @@ def test_google_key_of_an_unknown_service_account_is_refused(oauth_server):
     assert outcome.cause == Cause.TOKEN_REFUSED
     assert "invalid_grant" in outcome.message and "Unknown service account" in outcome.message
     assert "PRIVATE KEY" not in outcome.message
+
+
+def test_stale_tokens_are_forgotten_when_the_cache_is_full(oauth_server, monkeypatch):
+    monkeypatch.setattr(oauth, "CACHE_PRUNE_AT", 3)
+    oauth_server.token_lifetime = oauth.TOKEN_LEEWAY  # stale at once
+    for profile_id in range(3):
+        access_token(client_credentials(oauth_server, profile_id=profile_id))
+    assert len(oauth._cache) == 3
+
+    access_token(client_credentials(oauth_server, profile_id=99))
+
+    assert len(oauth._cache) == 1
