@@ -10,7 +10,8 @@ DATABASE_URL. Configuration (environment):
     UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
     BULK_RUNS         runs of Set Server Profile (default 3)
     SCENARIOS         only these, comma-separated (list_pages, admin_changelist,
-                      load_test, bulk_set_server_profile, test_and_enable, commands);
+                      load_test, bulk_set_server_profile, test_and_enable,
+                      test_and_enable_oauth, commands);
                       default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
 
 Every timing is the median (p50) of its runs; the list and its untuned comparison are
@@ -102,6 +103,10 @@ def main() -> int:
         rows += scenarios.bulk_set_server_profile(size, runs=int_env("BULK_RUNS", 3))
     if wanted("test_and_enable"):
         rows += scenarios.test_and_enable(runs=int_env("RUNS", 15))
+    if wanted("test_and_enable_oauth"):
+        from bench.oauth import test_and_enable_oauth
+
+        rows += test_and_enable_oauth()
     if wanted("commands"):
         rows += scenarios.commands(env)
     rows += load_rows

@@ -47,6 +47,30 @@ def read_password(options, *, required: bool = False) -> str | None:
     return None
 
 
+def add_secret_arguments(parser, *, name: str, what: str) -> None:
+    """--NAME-stdin / --NAME-env VAR for another secret (an OAuth client secret, say)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}-stdin", action="store_true", help=f"Read {what} from standard input.")
+    group.add_argument(f"--{name}-env", metavar="VAR", help=f"Read {what} from the environment variable VAR.")
+
+
+def read_secret(options, *, name: str) -> str | None:
+    """The secret given through --NAME-stdin (all of standard input: a JSON key spans
+    lines) or --NAME-env, or None."""
+    option = name.replace("-", "_")
+    if options.get(f"{option}_stdin"):
+        secret = sys.stdin.read().strip("\r\n")
+        if not secret:
+            raise CommandError(f"--{name}-stdin: standard input gave nothing.")
+        return secret
+    if var := options.get(f"{option}_env"):
+        secret = os.environ.get(var)
+        if not secret:
+            raise CommandError(f"--{name}-env: the environment variable {var} is not set or is empty.")
+        return secret
+    return None
+
+
 def add_actor_argument(parser) -> None:
     parser.add_argument(
         "--actor",

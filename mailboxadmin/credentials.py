@@ -20,6 +20,16 @@ CREDENTIAL_COLUMNS = (
         "outgoing_password_ciphertext",
         "email server profile id {pk} (outgoing)",
     ),
+    (
+        "serverprofiles.EmailServerProfile",
+        "oauth_client_secret_ciphertext",
+        "email server profile id {pk} (OAuth client secret)",
+    ),
+    (
+        "serverprofiles.EmailServerProfile",
+        "oauth_service_account_key_ciphertext",
+        "email server profile id {pk} (OAuth service account key)",
+    ),
 )
 
 

@@ -35,7 +35,21 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
     clear_incoming_password = clear_password_field("Clear password (incoming)")
     outgoing_password = password_field("Password (outgoing)")
     clear_outgoing_password = clear_password_field("Clear password (outgoing)")
+    oauth_client_secret = password_field("Client Secret")
+    clear_oauth_client_secret = clear_password_field("Clear client secret")
+    oauth_service_account_key = password_field("Service Account Key")
+    clear_oauth_service_account_key = clear_password_field("Clear service account key")
     write_only_passwords = {
+        "oauth_client_secret": (
+            "set_oauth_client_secret",
+            "oauth_client_secret_ciphertext",
+            "has_oauth_client_secret",
+        ),
+        "oauth_service_account_key": (
+            "set_oauth_service_account_key",
+            "oauth_service_account_key_ciphertext",
+            "has_oauth_service_account_key",
+        ),
         "incoming_password": (
             "set_incoming_password",
             "incoming_password_ciphertext",
@@ -130,14 +144,19 @@ class EmailServerProfileAdmin(ServiceAdmin):
         editable = obj is None or self.has_change_permission(request, obj)
         general = ["name", "description", "server_type", "owner"]
         incoming_password, outgoing_password = ["incoming_password"], ["outgoing_password"]
+        oauth_secrets = ["oauth_client_secret", "oauth_service_account_key"]
         if not editable:
-            incoming_password = outgoing_password = []
+            incoming_password = outgoing_password = oauth_secrets = []
         elif obj is not None:
             general.append("expected_version")
             if obj.incoming_password_ciphertext:
                 incoming_password.append("clear_incoming_password")
             if obj.outgoing_password_ciphertext:
                 outgoing_password.append("clear_outgoing_password")
+            if obj.oauth_client_secret_ciphertext:
+                oauth_secrets.insert(1, "clear_oauth_client_secret")
+            if obj.oauth_service_account_key_ciphertext:
+                oauth_secrets.append("clear_oauth_service_account_key")
         if editable:
             general.append("make_default")
         return (
@@ -169,6 +188,21 @@ class EmailServerProfileAdmin(ServiceAdmin):
                         *outgoing_password,
                         "allow_unencrypted_credentials",
                     )
+                },
+            ),
+            (
+                "OAuth 2.0",
+                {
+                    "description": "With OAuth 2.0 (Modern Authentication), and Server to Server "
+                    "Authentication on Exchange Online.",
+                    "fields": (
+                        "oauth_provider",
+                        "oauth_tenant_id",
+                        "oauth_token_url",
+                        "oauth_client_id",
+                        *oauth_secrets,
+                        "oauth_scope",
+                    ),
                 },
             ),
             (

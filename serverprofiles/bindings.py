@@ -8,19 +8,24 @@ The functions read only a profile's fields, so the data migration that bound the
 stored before (mailboxes 0009) can use them on its historical models.
 """
 
+from urllib.parse import urlsplit, urlunsplit
+
 from mailboxadmin.encryption import BoundSecret, Destination
 from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Cause, Outcome
 
 INCOMING_PROTOCOLS = {"imap-smtp": "imap", "pop3-smtp": "pop3"}
 EXCHANGE_TYPES = ("exchange", "exchange-hybrid", "exchange-online")
+TOKEN_URL = "token-url"  # the "TLS mode" of a token URL destination: its scheme says it
 
 
 def server_destination(profile, direction: str) -> Destination:
     """The incoming or outgoing server of `profile` (saved or not), ports filled as on save."""
     from serverprofiles.models import DEFAULT_PORTS
 
-    if profile.server_type in EXCHANGE_TYPES:
+    if profile.server_type == "exchange-online":  # SPEC 7: over IMAP and SMTP
+        protocol = "imap" if direction == "incoming" else "smtp"
+    elif profile.server_type in EXCHANGE_TYPES:
         protocol = "exchange"
     elif direction == "incoming":
         protocol = INCOMING_PROTOCOLS.get(profile.server_type, "exchange")
@@ -48,6 +53,27 @@ def mailbox_password_destinations(profile) -> tuple[Destination, ...]:
     if profile is None:
         return ()
     return server_destination(profile, "incoming"), server_destination(profile, "outgoing")
+
+
+def token_url_destination(url: str) -> Destination:
+    """Where an OAuth client secret or key goes: its token URL, as one destination (the
+    URL's scheme and host compared case-insensitively, its path as typed)."""
+    parts = urlsplit((url or "").strip())
+    normalized = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
+    return Destination(normalized, None, TOKEN_URL)
+
+
+def oauth_binding_refusal(bound: BoundSecret, token_url: str) -> Outcome | None:
+    """None when the OAuth secret `bound` may be sent to `token_url`, else why not."""
+    target = token_url_destination(token_url)
+    if bound.allows(target):
+        return None
+    entered_for = " and ".join(str(d) for d in bound.destinations or ()) or "no token URL"
+    return Outcome.failure(
+        Cause.PASSWORD_FOR_ANOTHER_SERVER,
+        f"the stored client secret was entered for {entered_for}; enter it again to use it with "
+        f"{target}. Nothing was sent.",
+    )
 
 
 def endpoint_destination(endpoint: Endpoint) -> Destination:

@@ -10,11 +10,55 @@ from mailboxadmin.forms import (
     apply_write_only_password,
     password_help,
 )
-from serverprofiles.models import EXCHANGE_TYPES, AuthenticationMethod, EmailServerProfile
+from serverprofiles.models import (
+    EXCHANGE_ONLY_AUTH,
+    EXCHANGE_TYPES,
+    AuthenticationMethod,
+    EmailServerProfile,
+    OAuthProvider,
+    ServerType,
+)
 
 _EXCHANGE = [str(t) for t in EXCHANGE_TYPES]
 _NOT_EXCHANGE = ["", "pop3-smtp", "imap-smtp"]
 _PROFILE_CREDENTIALS = [AuthenticationMethod.PROFILE_CREDENTIALS.value]
+# SPEC 7: OAuth is the oauth2 choice on POP3/IMAP profiles, Server to Server
+# Authentication on Exchange Online (the form offers no other combination, see
+# allowed_server_types).
+_OAUTH = {
+    "incoming_auth": [AuthenticationMethod.OAUTH2.value, AuthenticationMethod.SERVER_TO_SERVER.value],
+    "server_type": ["pop3-smtp", "imap-smtp", ServerType.EXCHANGE_ONLINE.value],
+}
+
+
+def allowed_server_types(auth: str) -> list[str]:
+    """P3: the server types an authentication choice is valid for."""
+    if auth == AuthenticationMethod.SERVER_TO_SERVER:
+        return _EXCHANGE
+    if auth in EXCHANGE_ONLY_AUTH:
+        return [t for t in _EXCHANGE if t != ServerType.EXCHANGE_ONLINE]
+    if auth == AuthenticationMethod.OAUTH2:
+        return ["pop3-smtp", "imap-smtp"]
+    return [t for t in ServerType.values if t != ServerType.EXCHANGE_ONLINE]
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A text area always rendered empty, like a password input: a pasted key never
+    comes back in the page, not even after a failed validation."""
+
+    def format_value(self, value):
+        return None
+
+
+class AuthenticationSelect(forms.Select):
+    """Authenticate Using, each option saying the server types it is valid for (P3):
+    profile-form.js offers only those of the chosen type; the model decides either way."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value:
+            option["attrs"]["data-server-types"] = " ".join(allowed_server_types(str(value)))
+        return option
 
 
 class EmailServerProfileForm(VersionedModelForm):
@@ -36,6 +80,17 @@ class EmailServerProfileForm(VersionedModelForm):
     outgoing_password = WriteOnlyPasswordField(label="Password (outgoing)")
     clear_outgoing_password = forms.BooleanField(
         label="Clear password (outgoing)", required=False, help_text="Remove the stored password on save."
+    )
+    oauth_client_secret = WriteOnlyPasswordField(label="Client Secret")
+    clear_oauth_client_secret = forms.BooleanField(
+        label="Clear client secret", required=False, help_text="Remove the stored client secret on save."
+    )
+    oauth_service_account_key = WriteOnlyPasswordField(
+        label="Service Account Key",
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    clear_oauth_service_account_key = forms.BooleanField(
+        label="Clear service account key", required=False, help_text="Remove the stored key on save."
     )
 
     sections = [
@@ -68,6 +123,20 @@ class EmailServerProfileForm(VersionedModelForm):
             ],
         ),
         (
+            "OAuth 2.0",
+            [
+                "oauth_provider",
+                "oauth_tenant_id",
+                "oauth_token_url",
+                "oauth_client_id",
+                "oauth_client_secret",
+                "clear_oauth_client_secret",
+                "oauth_service_account_key",
+                "clear_oauth_service_account_key",
+                "oauth_scope",
+            ],
+        ),
+        (
             "Advanced",
             [
                 "process_email_from",
@@ -86,8 +155,21 @@ class EmailServerProfileForm(VersionedModelForm):
         "incoming_server": {"auto_discover": ["false"]},
         "outgoing_server": {"auto_discover": ["false"]},
         **{
-            name: {"server_type": _NOT_EXCHANGE}
+            name: {"server_type": [*_NOT_EXCHANGE, ServerType.EXCHANGE_ONLINE.value]}
             for name in ("incoming_port", "incoming_ssl", "outgoing_port", "outgoing_ssl")
+        },
+        "oauth_provider": {**_OAUTH, "server_type": ["pop3-smtp", "imap-smtp"]},
+        "oauth_client_id": _OAUTH,
+        "oauth_scope": _OAUTH,
+        "oauth_tenant_id": {**_OAUTH, "oauth_provider": ["microsoft"]},
+        "oauth_token_url": _OAUTH,
+        **{
+            name: {**_OAUTH, "oauth_provider": ["microsoft", "other", ""]}
+            for name in ("oauth_client_secret", "clear_oauth_client_secret")
+        },
+        **{
+            name: {**_OAUTH, "oauth_provider": ["google"]}
+            for name in ("oauth_service_account_key", "clear_oauth_service_account_key")
         },
         **{
             name: {"incoming_auth": _PROFILE_CREDENTIALS}
@@ -121,6 +203,11 @@ class EmailServerProfileForm(VersionedModelForm):
             "outgoing_auth",
             "outgoing_username",
             "allow_unencrypted_credentials",
+            "oauth_provider",
+            "oauth_tenant_id",
+            "oauth_token_url",
+            "oauth_client_id",
+            "oauth_scope",
             "process_email_from",
             "min_polling_interval",
             "max_connections",
@@ -136,6 +223,8 @@ class EmailServerProfileForm(VersionedModelForm):
             "differently from incoming ones.",
         }
         widgets = {
+            "incoming_auth": AuthenticationSelect,
+            "outgoing_auth": AuthenticationSelect,
             "description": forms.Textarea(attrs={"rows": 2}),
             "process_email_from": DateTimeLocalInput,
         }
@@ -158,8 +247,21 @@ class EmailServerProfileForm(VersionedModelForm):
         self.fields["outgoing_password"].help_text = password_help(
             bool(profile.outgoing_password_ciphertext), "Stored encrypted; it is never shown."
         )
-        for name in ("incoming_username", "outgoing_username"):
+        secret_help = (
+            "Stored encrypted; it is never shown, and is sent only to the Token URL it was entered for."
+        )
+        self.fields["oauth_client_secret"].help_text = password_help(
+            bool(profile.oauth_client_secret_ciphertext), secret_help
+        ).replace("password", "client secret")
+        self.fields["oauth_service_account_key"].help_text = password_help(
+            bool(profile.oauth_service_account_key_ciphertext),
+            "The service account's JSON key file, pasted whole. " + secret_help,
+        ).replace("password", "key")
+        for name in ("incoming_username", "outgoing_username", "oauth_client_id", "oauth_tenant_id"):
             self.fields[name].widget.attrs["autocomplete"] = "off"
+        if profile.pk is None and not self.is_bound:
+            # SPEC 7: Exchange Online means Microsoft's app-only OAuth.
+            self.initial.setdefault("oauth_provider", OAuthProvider.MICROSOFT)
 
     def clean(self):
         cleaned = super().clean()
@@ -177,6 +279,20 @@ class EmailServerProfileForm(VersionedModelForm):
             clear_field="clear_outgoing_password",
             setter=profile.set_outgoing_password,
             clear=lambda: setattr(profile, "outgoing_password_ciphertext", ""),
+        )
+        apply_write_only_password(
+            self,
+            field="oauth_client_secret",
+            clear_field="clear_oauth_client_secret",
+            setter=profile.set_oauth_client_secret,
+            clear=lambda: setattr(profile, "oauth_client_secret_ciphertext", ""),
+        )
+        apply_write_only_password(
+            self,
+            field="oauth_service_account_key",
+            clear_field="clear_oauth_service_account_key",
+            setter=profile.set_oauth_service_account_key,
+            clear=lambda: setattr(profile, "oauth_service_account_key_ciphertext", ""),
         )
         return cleaned
 

@@ -34,9 +34,37 @@ class AuthenticationMethod(models.TextChoices):
     SERVER_TO_SERVER = "server-to-server", "Server to Server Authentication"
     WINDOWS = "windows", "Windows Integrated Authentication"
     ANONYMOUS = "anonymous", "Without Credentials (Anonymous)"
+    OAUTH2 = "oauth2", "OAuth 2.0 (Modern Authentication)"
 
 
 EXCHANGE_ONLY_AUTH = (AuthenticationMethod.SERVER_TO_SERVER, AuthenticationMethod.WINDOWS)
+
+
+class OAuthProvider(models.TextChoices):
+    MICROSOFT = "microsoft", "Microsoft 365"
+    GOOGLE = "google", "Google Workspace"
+    OTHER = "other", "Other"
+
+
+# SPEC 7: each provider's token endpoint and scope unless the profile says otherwise.
+MICROSOFT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+DEFAULT_SCOPES = {
+    OAuthProvider.MICROSOFT: "https://outlook.office365.com/.default",
+    OAuthProvider.GOOGLE: "https://mail.google.com/",
+}
+# Exchange Online is reached over IMAP and SMTP (SPEC 7): its default locations.
+EXCHANGE_ONLINE_INCOMING = ("outlook.office365.com", 993, True)
+EXCHANGE_ONLINE_OUTGOING = ("smtp.office365.com", 587, False)
+OAUTH_FIELDS = (
+    "oauth_provider",
+    "oauth_tenant_id",
+    "oauth_token_url",
+    "oauth_client_id",
+    "oauth_client_secret_ciphertext",
+    "oauth_service_account_key_ciphertext",
+    "oauth_scope",
+)
 
 # Fields whose change makes earlier test results meaningless (P9).
 CONNECTION_FIELDS = (
@@ -56,6 +84,7 @@ CONNECTION_FIELDS = (
     "outgoing_username",
     "outgoing_password_ciphertext",
     "allow_unencrypted_credentials",
+    *OAUTH_FIELDS,
 )
 
 DEFAULT_PORTS = {
@@ -197,6 +226,42 @@ class EmailServerProfile(models.Model):
         help_text="Send passwords even where the server offers no TLS (no SSL, no STARTTLS). "
         "Only System Administrators may turn this on.",
     )
+    oauth_provider = models.CharField(
+        "OAuth Provider",
+        max_length=10,
+        choices=OAuthProvider.choices,
+        blank=True,
+        default="",
+        help_text="Who issues the access tokens this profile logs in with.",
+    )
+    oauth_tenant_id = models.CharField(
+        "Tenant ID",
+        max_length=100,
+        blank=True,
+        help_text="Microsoft 365: the directory (tenant) ID of your organisation in Microsoft Entra ID.",
+    )
+    oauth_token_url = models.CharField(
+        "Token URL",
+        max_length=2048,
+        blank=True,
+        help_text="The https URL of the token endpoint. Left empty: Microsoft 365's for the Tenant ID, "
+        "or https://oauth2.googleapis.com/token for Google Workspace.",
+    )
+    oauth_client_id = models.CharField(
+        "Client ID",
+        max_length=255,
+        blank=True,
+        help_text="The application (client) ID registered with the provider.",
+    )
+    oauth_client_secret_ciphertext = models.TextField(blank=True, default="", editable=False)
+    oauth_service_account_key_ciphertext = models.TextField(blank=True, default="", editable=False)
+    oauth_scope = models.CharField(
+        "Scope",
+        max_length=1000,
+        blank=True,
+        help_text="Left empty: https://outlook.office365.com/.default (Microsoft 365), "
+        "https://mail.google.com/ (Google Workspace).",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     created_on = models.DateTimeField(auto_now_add=True)
     modified_on = models.DateTimeField(auto_now=True)
@@ -208,6 +273,19 @@ class EmailServerProfile(models.Model):
             _choices_check("server_type", ServerType, "profile_server_type_valid"),
             _choices_check("incoming_auth", AuthenticationMethod, "profile_incoming_auth_valid"),
             _choices_check("outgoing_auth", AuthenticationMethod, "profile_outgoing_auth_valid"),
+            models.CheckConstraint(
+                condition=Q(oauth_provider="") | Q(oauth_provider__in=OAuthProvider.values),
+                name="profile_oauth_provider_valid",
+            ),
+            # P3: OAuth 2.0 only for POP3/SMTP and IMAP/SMTP
+            models.CheckConstraint(
+                condition=~Q(server_type__in=[t.value for t in EXCHANGE_TYPES])
+                | (
+                    ~Q(incoming_auth=AuthenticationMethod.OAUTH2)
+                    & ~Q(outgoing_auth=AuthenticationMethod.OAUTH2)
+                ),
+                name="profile_oauth2_not_exchange",
+            ),
             # P3
             models.CheckConstraint(
                 condition=Q(server_type__in=[t.value for t in EXCHANGE_TYPES])
@@ -221,6 +299,20 @@ class EmailServerProfile(models.Model):
                     & Q(outgoing_auth=AuthenticationMethod.SERVER_TO_SERVER)
                 ),
                 name="profile_exchange_online_server_to_server",
+            ),
+            # P10 for the oauth2 choice (Exchange Online profiles saved before OAuth existed
+            # have no client yet: clean() asks for it on their next edit)
+            models.CheckConstraint(
+                condition=(
+                    ~Q(incoming_auth=AuthenticationMethod.OAUTH2)
+                    & ~Q(outgoing_auth=AuthenticationMethod.OAUTH2)
+                )
+                | (
+                    ~Q(oauth_provider="")
+                    & ~Q(oauth_client_id="")
+                    & (~Q(oauth_client_secret_ciphertext="") | ~Q(oauth_service_account_key_ciphertext=""))
+                ),
+                name="profile_oauth2_client_complete",
             ),
             # P4
             models.CheckConstraint(
@@ -273,6 +365,7 @@ class EmailServerProfile(models.Model):
         self.bind_typed_passwords()
         super().save(*args, **kwargs)
         self._typed_passwords = {}
+        self._typed_oauth_secrets = {}
 
     def get_absolute_url(self):
         return reverse("serverprofiles:edit", args=[self.pk])
@@ -295,11 +388,18 @@ class EmailServerProfile(models.Model):
         return {
             ServerType.IMAP_SMTP: "imap",
             ServerType.POP3_SMTP: "pop3",
+            ServerType.EXCHANGE_ONLINE: "imap",  # SPEC 7: Exchange Online over IMAP with OAuth
         }.get(self.server_type, "exchange")
 
     @property
     def outgoing_protocol(self) -> str:
-        return "exchange" if self.is_exchange else "smtp"
+        return "exchange" if self.is_exchange and self.server_type != ServerType.EXCHANGE_ONLINE else "smtp"
+
+    @property
+    def locations_are_host_names(self) -> bool:
+        """P5: host names for IMAP, POP3 and SMTP servers (Exchange Online included),
+        https URLs for the other Exchange types."""
+        return self.incoming_protocol != "exchange"
 
     @property
     def effective_outgoing_auth(self) -> str:
@@ -310,8 +410,53 @@ class EmailServerProfile(models.Model):
         """M7: mailboxes may carry their own credentials only with this profile."""
         return AuthenticationMethod.USER_CREDENTIALS in (self.incoming_auth, self.effective_outgoing_auth)
 
+    def oauth_for(self, direction: str) -> bool:
+        """Whether `direction` logs in with an OAuth 2.0 access token (SPEC 7): the oauth2
+        choice, or Exchange Online's Server to Server Authentication."""
+        auth = self.incoming_auth if direction == "incoming" else self.effective_outgoing_auth
+        return auth == AuthenticationMethod.OAUTH2 or (
+            auth == AuthenticationMethod.SERVER_TO_SERVER and self.server_type == ServerType.EXCHANGE_ONLINE
+        )
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.oauth_for("incoming") or self.oauth_for("outgoing")
+
+    @property
+    def oauth_token_endpoint(self) -> str:
+        """The token URL tokens are asked for: the profile's own (for Microsoft, one of its
+        national clouds, say), else Microsoft's for the tenant or Google's."""
+        if url := self.oauth_token_url.strip():
+            return url
+        if self.oauth_provider == OAuthProvider.MICROSOFT and self.oauth_tenant_id.strip():
+            return MICROSOFT_TOKEN_URL.format(tenant=self.oauth_tenant_id.strip())
+        if self.oauth_provider == OAuthProvider.GOOGLE:
+            return GOOGLE_TOKEN_URL
+        return ""
+
+    @property
+    def oauth_effective_scope(self) -> str:
+        return self.oauth_scope.strip() or DEFAULT_SCOPES.get(self.oauth_provider, "")
+
+    @property
+    def oauth_secret_column(self) -> str:
+        """Google signs with a service account key; the others send a client secret."""
+        if self.oauth_provider == OAuthProvider.GOOGLE:
+            return "oauth_service_account_key_ciphertext"
+        return "oauth_client_secret_ciphertext"
+
     def normalize(self) -> None:
         """Derived values: outgoing settings mirror incoming ones, empty ports are filled."""
+        if self.server_type == ServerType.EXCHANGE_ONLINE:
+            self.oauth_provider = OAuthProvider.MICROSOFT
+            for direction, (host, port, ssl) in (
+                ("incoming", EXCHANGE_ONLINE_INCOMING),
+                ("outgoing", EXCHANGE_ONLINE_OUTGOING),
+            ):
+                if not (getattr(self, f"{direction}_server") or "").strip():
+                    setattr(self, f"{direction}_server", host)
+                    setattr(self, f"{direction}_port", port)
+                    setattr(self, f"{direction}_ssl", ssl)
         if self.use_same_settings_for_outgoing:
             self.outgoing_auth = self.incoming_auth
             self.outgoing_username = ""
@@ -322,10 +467,21 @@ class EmailServerProfile(models.Model):
         if self.outgoing_auth != AuthenticationMethod.PROFILE_CREDENTIALS:
             self.outgoing_username = ""
             self.outgoing_password_ciphertext = ""
+        if not self.uses_oauth:
+            for name in OAUTH_FIELDS:
+                setattr(self, name, "")
+        else:
+            if self.oauth_provider != OAuthProvider.MICROSOFT:
+                self.oauth_tenant_id = ""
+            other_secret = {
+                "oauth_client_secret_ciphertext",
+                "oauth_service_account_key_ciphertext",
+            } - {self.oauth_secret_column}
+            setattr(self, other_secret.pop(), "")
         self.fill_default_ports()
 
     def fill_default_ports(self) -> None:
-        if self.is_exchange:
+        if not self.locations_are_host_names:
             return
         if self.incoming_port is None:
             self.incoming_port = DEFAULT_PORTS.get((self.incoming_protocol, self.incoming_ssl))
@@ -369,11 +525,62 @@ class EmailServerProfile(models.Model):
         setattr(self, column, encryption.bind(raw, destinations, current=getattr(self, column)))
 
     def bind_typed_passwords(self) -> None:
-        """Bind each password typed since loading to the servers the profile has now
-        (a password cleared meanwhile stays cleared)."""
+        """Bind each password (and OAuth secret) typed since loading to the servers (token
+        URL) the profile has now (a secret cleared meanwhile stays cleared)."""
         for direction, raw in self._typed_passwords.items():
             if getattr(self, f"{direction}_password_ciphertext"):
                 self._bind_password(direction, raw)
+        for column, raw in self._typed_oauth_secrets.items():
+            if getattr(self, column):
+                self._bind_oauth_secret(column, raw)
+
+    # OAuth secrets typed since loading, by column: bound to the token URL the profile has
+    # when it is validated and saved, as typed passwords are.
+    _typed_oauth_secrets: dict[str, str] = {}
+
+    def set_oauth_client_secret(self, raw: str) -> None:
+        self._set_oauth_secret("oauth_client_secret_ciphertext", raw)
+
+    def set_oauth_service_account_key(self, raw: str) -> None:
+        self._set_oauth_secret("oauth_service_account_key_ciphertext", raw)
+
+    def set_oauth_secret(self, raw: str) -> None:
+        """The provider's secret: Google's service account key, else the client secret."""
+        self._set_oauth_secret(self.oauth_secret_column, raw)
+
+    def _set_oauth_secret(self, column: str, raw: str) -> None:
+        self._typed_oauth_secrets = {**self._typed_oauth_secrets, column: raw}
+        self._bind_oauth_secret(column, raw)
+
+    def _bind_oauth_secret(self, column: str, raw: str) -> None:
+        from serverprofiles.bindings import token_url_destination
+
+        destinations = (token_url_destination(self.oauth_token_endpoint),)
+        setattr(self, column, encryption.bind(raw, destinations, current=getattr(self, column)))
+
+    @property
+    def typed_service_account_key(self) -> str | None:
+        return self._typed_oauth_secrets.get("oauth_service_account_key_ciphertext")
+
+    @property
+    def has_oauth_client_secret(self) -> bool:
+        return bool(self.oauth_client_secret_ciphertext)
+
+    @property
+    def has_oauth_service_account_key(self) -> bool:
+        return bool(self.oauth_service_account_key_ciphertext)
+
+    @property
+    def has_oauth_secret(self) -> bool:
+        return bool(getattr(self, self.oauth_secret_column))
+
+    def get_bound_oauth_secret(self) -> encryption.BoundSecret:
+        """The stored client secret (or Google service account key) and the token URL it
+        was entered for."""
+        return encryption.decrypt_bound(
+            getattr(self, self.oauth_secret_column),
+            record=f'email server profile "{self.name}" (OAuth secret)',
+        )
 
     def rebind_passwords(self) -> bool:
         """Bind the stored passwords to the servers the profile has now (a System
@@ -383,6 +590,9 @@ class EmailServerProfile(models.Model):
             if getattr(self, f"{direction}_password_ciphertext"):
                 self._bind_password(direction, self.get_bound_password(direction).secret)
                 found = True
+        if self.uses_oauth and self.has_oauth_secret:
+            self._bind_oauth_secret(self.oauth_secret_column, self.get_bound_oauth_secret().secret)
+            found = True
         return found
 
     def get_bound_password(self, direction: str) -> encryption.BoundSecret:
@@ -436,6 +646,12 @@ class EmailServerProfile(models.Model):
         for field, auth in auths:
             if auth in EXCHANGE_ONLY_AUTH and not self.is_exchange:
                 add(field, f'"{AuthenticationMethod(auth).label}" is valid only for Exchange server types.')
+            elif auth == AuthenticationMethod.OAUTH2 and self.is_exchange:
+                add(
+                    field,
+                    '"OAuth 2.0 (Modern Authentication)" is valid only for Other (POP3/SMTP) and IMAP/SMTP '
+                    'profiles; Exchange Online (Hybrid) uses it as "Server to Server Authentication".',
+                )
             elif (
                 self.server_type == ServerType.EXCHANGE_ONLINE
                 and auth != AuthenticationMethod.SERVER_TO_SERVER
@@ -475,18 +691,55 @@ class EmailServerProfile(models.Model):
                     add(field, f"{label} is required unless the server location is discovered automatically.")
                 elif not value:
                     add(field, f"{label} is required.")
-                elif self.is_exchange and not is_https_url(value):
+                elif not self.locations_are_host_names and not is_https_url(value):
                     add(
                         field,
                         f"{label} must be an https URL for Exchange server types, e.g. https://mail.contoso.com/EWS/Exchange.asmx.",
                     )
-                elif not self.is_exchange and not is_host_name(value):
+                elif self.locations_are_host_names and not is_host_name(value):
                     add(
                         field,
                         f"{label} must be a host name (imap.contoso.com), without scheme, port or path.",
                     )
+        if self.uses_oauth:
+            self._clean_oauth(add)
         if errors:
             raise ValidationError(errors)
+
+    def _clean_oauth(self, add) -> None:
+        """P10: what an OAuth 2.0 profile needs to get a token."""
+        from serverprofiles.oauth import service_account_key_problem, token_url_problem
+
+        provider = self.oauth_provider
+        if not provider:
+            add("oauth_provider", "Choose the OAuth Provider that issues this profile's access tokens.")
+            return
+        if not self.oauth_client_id.strip():
+            add("oauth_client_id", "Enter the Client ID of the application registered with the provider.")
+        if provider == OAuthProvider.MICROSOFT:
+            tenant = self.oauth_tenant_id.strip()
+            if not tenant:
+                add("oauth_tenant_id", "Enter the Tenant ID of your Microsoft 365 organisation.")
+            elif not all(c.isascii() and (c.isalnum() or c in ".-") for c in tenant):
+                add(
+                    "oauth_tenant_id",
+                    "Tenant ID is a directory ID (a GUID) or a domain name such as contoso.com.",
+                )
+        if provider == OAuthProvider.OTHER and not self.oauth_token_url.strip():
+            add("oauth_token_url", "Enter the Token URL of the provider's token endpoint.")
+        elif self.oauth_token_url.strip() and (problem := token_url_problem(self.oauth_token_url.strip())):
+            add("oauth_token_url", problem)
+        if provider == OAuthProvider.GOOGLE:
+            if not self.oauth_service_account_key_ciphertext:
+                add("oauth_service_account_key", "Enter the service account's JSON key.")
+            elif self.typed_service_account_key and (
+                problem := service_account_key_problem(self.typed_service_account_key)
+            ):
+                add("oauth_service_account_key", problem)
+        elif not self.oauth_client_secret_ciphertext:
+            add("oauth_client_secret", "Enter the client secret of the registered application.")
+        if not self.oauth_effective_scope:
+            add("oauth_scope", "Enter the scope to ask the token for.")
 
     def validate_constraints(self, exclude=None):
         # Every constraint in Meta mirrors a rule that clean() or a field validator has
@@ -550,6 +803,8 @@ class ProfileConnectionTest(models.Model):
     values = models.JSONField(default=dict)
     incoming_password_ciphertext = models.TextField(blank=True, default="")
     outgoing_password_ciphertext = models.TextField(blank=True, default="")
+    oauth_client_secret_ciphertext = models.TextField(blank=True, default="")
+    oauth_service_account_key_ciphertext = models.TextField(blank=True, default="")
     result = models.JSONField(null=True, blank=True)
     created_on = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_on = models.DateTimeField(null=True, blank=True)
@@ -561,7 +816,12 @@ class ProfileConnectionTest(models.Model):
             # A finished test keeps no password, not even encrypted.
             models.CheckConstraint(
                 condition=~Q(status=ConnectionTestStatus.FINISHED)
-                | (Q(incoming_password_ciphertext="") & Q(outgoing_password_ciphertext="")),
+                | (
+                    Q(incoming_password_ciphertext="")
+                    & Q(outgoing_password_ciphertext="")
+                    & Q(oauth_client_secret_ciphertext="")
+                    & Q(oauth_service_account_key_ciphertext="")
+                ),
                 name="connection_test_finished_without_password",
             ),
         ]

@@ -10,7 +10,10 @@ from mailboxes.config import codes
     ("accepted", "spec"),
     [
         (codes.SERVER_TYPES, "exchange exchange-hybrid exchange-online pop3-smtp imap-smtp"),
-        (codes.AUTH_METHODS, "user-credentials profile-credentials server-to-server windows anonymous"),
+        (
+            codes.AUTH_METHODS,
+            "user-credentials profile-credentials server-to-server windows anonymous oauth2",
+        ),
         (codes.INCOMING_METHODS, "none outlook server-side-sync forward-mailbox"),
         (codes.OUTGOING_METHODS, "none outlook server-side-sync"),
         (codes.ACT_METHODS, "none outlook server-side-sync"),

@@ -108,6 +108,10 @@ SECRET_SETTERS = {
     "password_ciphertext": "set_password",
     "incoming_password_ciphertext": "set_incoming_password",
     "outgoing_password_ciphertext": "set_outgoing_password",
+    # SPEC 7: "oauth_client_secret_env" is the profile's OAuth secret, whatever the
+    # provider (Google's is its service account key, as with create_server_profile).
+    "oauth_client_secret_ciphertext": "set_oauth_secret",
+    "oauth_service_account_key_ciphertext": "set_oauth_service_account_key",
 }
 
 

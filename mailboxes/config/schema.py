@@ -61,6 +61,14 @@ PROFILE_KEYS = (
     Key("outgoing_username", "outgoing_username", "str"),
     Key("outgoing_password", "outgoing_password_ciphertext", "secret"),
     Key("allow_unencrypted_credentials", "allow_unencrypted_credentials", "bool"),
+    # SPEC 7. The provider is checked by the model's choices: "" when the profile has no OAuth.
+    Key("oauth_provider", "oauth_provider", "str"),
+    Key("oauth_tenant_id", "oauth_tenant_id", "str"),
+    Key("oauth_token_url", "oauth_token_url", "str"),
+    Key("oauth_client_id", "oauth_client_id", "str"),
+    Key("oauth_scope", "oauth_scope", "str"),
+    Key("oauth_client_secret", "oauth_client_secret_ciphertext", "secret"),
+    Key("oauth_service_account_key", "oauth_service_account_key_ciphertext", "secret"),
     Key("process_email_from", "process_email_from", "datetime", nullable=True),
     Key("min_polling_interval", "min_polling_interval", "int"),
     Key("max_connections", "max_connections", "int"),
@@ -109,6 +117,8 @@ SECRET_ERROR_FIELDS = {
     "password": "password_env",
     "incoming_password": "password_env",
     "outgoing_password": "outgoing_password_env",
+    "oauth_client_secret": "oauth_client_secret_env",
+    "oauth_service_account_key": "oauth_service_account_key_env",
 }
 
 

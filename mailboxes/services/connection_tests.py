@@ -30,7 +30,14 @@ from serverprofiles.models import ConnectionTestStatus, EmailServerProfile, Prof
 logger = logging.getLogger(__name__)
 
 KEPT_FOR = timedelta(hours=1)
-PASSWORD_FIELDS = ("incoming_password_ciphertext", "outgoing_password_ciphertext")
+# Typed secrets, kept only encrypted and only until the test has run: passwords, and the
+# OAuth client secret or service account key (SPEC 7).
+PASSWORD_FIELDS = (
+    "incoming_password_ciphertext",
+    "outgoing_password_ciphertext",
+    "oauth_client_secret_ciphertext",
+    "oauth_service_account_key_ciphertext",
+)
 # Fields that are not a connection value, or not plain JSON.
 NOT_KEPT = {"id", "owner", "process_email_from", "created_on", "modified_on", *PASSWORD_FIELDS}
 

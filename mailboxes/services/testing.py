@@ -21,6 +21,7 @@ its size). Mailboxes are loaded and planned BATCH_SIZE at a time, the next batch
 last half of the previous one is still being tested.
 """
 
+import dataclasses
 import itertools
 import logging
 import queue
@@ -63,6 +64,7 @@ from serverprofiles.connectors import (
     profile_endpoint,
 )
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile
+from serverprofiles.oauth import mail_server_refused_token, profile_access_token, token_run
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,8 @@ def _missing_credentials(profile: EmailServerProfile) -> Outcome:
 def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str) -> Endpoint | Outcome:
     if workload == "act":
         return check_act()
+    if profile.oauth_for(workload):
+        return _oauth_endpoint(profile, workload, _oauth_user(mailbox))
     try:
         username, bound = _credentials(mailbox, profile, workload)
     except CredentialDecryptionError as exc:
@@ -231,6 +235,41 @@ def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str)
     if not username and auth != AuthenticationMethod.ANONYMOUS and not profile.is_exchange:
         return _missing_credentials(profile)
     return _endpoint(profile, workload, username, bound)
+
+
+def _oauth_user(mailbox: Mailbox) -> str:
+    """SPEC 7: the SASL user is the mailbox's address (its User Name where Allow to Use
+    Credentials is Yes)."""
+    if mailbox.allow_credentials and mailbox.username:
+        return mailbox.username
+    return mailbox.email
+
+
+def _oauth_endpoint(profile: EmailServerProfile, direction: str, username: str) -> Endpoint | Outcome:
+    """The endpoint to log in to as `username` with the profile's access token (got once
+    per profile and run, see serverprofiles/oauth.py), or why not."""
+    token = profile_access_token(profile, subject=username)
+    if isinstance(token, Outcome):
+        return token
+    endpoint = _endpoint(profile, direction, username, None)
+    if isinstance(endpoint, Outcome):
+        return endpoint
+    try:
+        return dataclasses.replace(endpoint, access_token=token)
+    except CredentialError as exc:  # nothing a mail server could be sent
+        return Outcome.failure(
+            Cause.TOKEN_REFUSED, f"the token endpoint answered a token that cannot be used: {exc}"
+        )
+
+
+def _checked(workload: str, endpoint: Endpoint, plan: _Plan) -> Outcome:
+    """One workload's check; a refused token says what usually fixes it (SPEC 7). (The
+    profile was loaded with the plan: no query here, in a worker thread.)"""
+    outcome = (check_incoming if workload == "incoming" else check_outgoing)(endpoint)
+    if endpoint.access_token and outcome.cause == Cause.AUTHENTICATION_FAILED:
+        provider = plan.mailbox.server_profile.oauth_provider
+        return mail_server_refused_token(outcome, provider=provider, protocol=endpoint.protocol)
+    return outcome
 
 
 def _endpoint(
@@ -285,8 +324,7 @@ def _connect(plan: _Plan) -> dict[str, Outcome | None]:
     outcomes: dict[str, Outcome | None] = {}
     for workload, item in plan.work.items():
         if isinstance(item, Endpoint):
-            check = check_incoming if workload == "incoming" else check_outgoing
-            outcomes[workload] = check(item)
+            outcomes[workload] = _checked(workload, item, plan)
         else:
             outcomes[workload] = item
     return outcomes
@@ -494,6 +532,8 @@ class _Run:
         self._stack = ExitStack()
 
     def __enter__(self) -> "_Run":
+        # Plans are made in this thread: a token endpoint's refusal is asked for once a run.
+        self._stack.enter_context(token_run())
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -696,6 +736,9 @@ def profile_test_connection(
         ("incoming", incoming_credentials, check_incoming),
         ("outgoing", outgoing_credentials, check_outgoing),
     ):
+        if profile.oauth_for(direction):
+            outcomes.append(_oauth_connection_test(profile, direction, check))
+            continue
         if isinstance(credentials, Outcome):
             outcomes.append(credentials)
             continue
@@ -704,6 +747,24 @@ def profile_test_connection(
             _check_within_cap(profile, check, endpoint) if isinstance(endpoint, Endpoint) else endpoint
         )
     return ProfileConnectionResult(*outcomes)
+
+
+def _oauth_connection_test(profile: EmailServerProfile, direction: str, check) -> Outcome:
+    """Test Connection of an OAuth profile: ask the token endpoint for a token (its client
+    ID, secret and permissions), then connect and secure the mail server. There is no
+    mailbox to log in as; Test & Enable logs in as each one. Google's token acts for the
+    profile's owner, when it has one."""
+    owner = profile.owner if profile.owner_id else None
+    token = profile_access_token(profile, subject=getattr(owner, "email", "") or "")
+    if isinstance(token, Outcome):
+        return token
+    endpoint = _endpoint(profile, direction, "", None)
+    if isinstance(endpoint, Outcome):
+        return endpoint
+    outcome = _check_within_cap(profile, check, endpoint)
+    if not outcome.ok:
+        return outcome
+    return Outcome.success(f"{outcome.message} The token endpoint issued an access token.")
 
 
 def _check_within_cap(profile: EmailServerProfile, check, endpoint: Endpoint) -> Outcome:
@@ -758,7 +819,7 @@ def _validate_connection_fields(profile: EmailServerProfile) -> None:
         )
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if not profile.is_exchange:
+    if profile.locations_are_host_names:  # Exchange Online too (SPEC 7)
         for name in ("incoming_server", "outgoing_server"):
             if name not in errors and not is_host_name((getattr(profile, name) or "").strip()):
                 label = profile._meta.get_field(name).verbose_name

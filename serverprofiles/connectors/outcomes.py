@@ -22,6 +22,9 @@ class Cause(models.TextChoices):
     TLS_HANDSHAKE_FAILED = "tls-handshake-failed", "TLS handshake failed"
     CERTIFICATE_REJECTED = "certificate-rejected", "Certificate rejected"
     AUTHENTICATION_FAILED = "authentication-failed", "Authentication failed"
+    # SPEC 7: OAuth 2.0. An unreachable token endpoint has the causes of an unreachable server.
+    TOKEN_REFUSED = "token-refused", "Token endpoint refused the client"
+    TOKEN_REJECTED = "token-rejected", "Mail server rejected the token"
     # SPEC 9: refused before anything was sent.
     PASSWORD_FOR_ANOTHER_SERVER = "password-for-another-server", "Password entered for another server"
     ENCRYPTION_REQUIRED = "encryption-required", "No encrypted connection"

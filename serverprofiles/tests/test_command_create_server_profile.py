@@ -92,24 +92,94 @@ def test_profile_credentials_from_stdin_or_environment(run, org, monkeypatch, so
     assert SECRET not in result.output
 
 
-def test_exchange_online_with_server_to_server(run, org):
-    run(
+def test_exchange_online_with_server_to_server(run, org, monkeypatch):
+    # SPEC 7: Exchange Online is IMAP and SMTP with the app's OAuth token, at Microsoft's
+    # servers unless given others.
+    monkeypatch.setenv("CLIENT_SECRET", SECRET)
+    result = run(
         "create_server_profile",
         "--name",
         "Exchange Online",
         "--server-type",
         "exchange-online",
-        "--incoming-server",
-        "https://outlook.office365.com/EWS/Exchange.asmx",
-        "--outgoing-server",
-        "https://outlook.office365.com/EWS/Exchange.asmx",
         "--auth",
         "server-to-server",
+        "--oauth-tenant-id",
+        "contoso.onmicrosoft.com",
+        "--oauth-client-id",
+        "app-id",
+        "--client-secret-env",
+        "CLIENT_SECRET",
     )
 
     profile = EmailServerProfile.objects.get(name="Exchange Online")
     assert profile.outgoing_auth == "server-to-server"
-    assert profile.incoming_port is None
+    assert (profile.incoming_server, profile.incoming_port) == ("outlook.office365.com", 993)
+    assert (profile.outgoing_server, profile.outgoing_port, profile.outgoing_ssl) == (
+        "smtp.office365.com",
+        587,
+        False,
+    )
+    assert profile.get_bound_oauth_secret().secret == SECRET
+    assert SECRET not in result.output
+
+
+def test_oauth2_profile_with_client_secret_from_stdin(run, org):
+    result = run(
+        "create_server_profile",
+        "--name",
+        "Modern IMAP",
+        "--server-type",
+        "imap-smtp",
+        "--incoming-server",
+        "imap.contoso.test",
+        "--outgoing-server",
+        "smtp.contoso.test",
+        "--auth",
+        "oauth2",
+        "--oauth-provider",
+        "other",
+        "--oauth-token-url",
+        "https://login.contoso.test/token",
+        "--oauth-client-id",
+        "app-id",
+        "--oauth-scope",
+        "mail",
+        "--client-secret-stdin",
+        stdin=SECRET + "\n",
+    )
+
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    assert (profile.incoming_auth, profile.oauth_provider, profile.oauth_client_id) == (
+        "oauth2",
+        "other",
+        "app-id",
+    )
+    assert profile.get_bound_oauth_secret().secret == SECRET
+    assert SECRET not in result.output and SECRET not in profile.oauth_client_secret_ciphertext
+
+
+def test_oauth2_profile_without_client_secret_names_the_flag(run, org, unchanged_database):
+    with unchanged_database(), pytest.raises(CommandError, match="--client-secret-stdin/--client-secret-env"):
+        run(
+            "create_server_profile",
+            "--name",
+            "Modern IMAP",
+            "--server-type",
+            "imap-smtp",
+            "--incoming-server",
+            "imap.contoso.test",
+            "--outgoing-server",
+            "smtp.contoso.test",
+            "--auth",
+            "oauth2",
+            "--oauth-provider",
+            "microsoft",
+            "--oauth-tenant-id",
+            "contoso.com",
+            "--oauth-client-id",
+            "app-id",
+        )
 
 
 @pytest.mark.parametrize(

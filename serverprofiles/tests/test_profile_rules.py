@@ -112,14 +112,18 @@ def test_exchange_online_accepts_only_server_to_server():
 
 
 def test_exchange_online_with_server_to_server_accepted():
-    profile = profile_create(
-        build(
-            server_type=ServerType.EXCHANGE_ONLINE,
-            incoming_server=EWS,
-            outgoing_server=EWS,
-            incoming_auth=Auth.SERVER_TO_SERVER,
-        )
+    # SPEC 7: Exchange Online is reached over IMAP and SMTP with OAuth (its locations are
+    # host names now, and Server to Server Authentication needs the app's OAuth values).
+    exchange_online = build(
+        server_type=ServerType.EXCHANGE_ONLINE,
+        incoming_server="",
+        outgoing_server="",
+        incoming_auth=Auth.SERVER_TO_SERVER,
+        oauth_tenant_id="contoso.onmicrosoft.com",
+        oauth_client_id="app-id",
     )
+    exchange_online.set_oauth_client_secret("s3cret-value")
+    profile = profile_create(exchange_online)
     assert profile.outgoing_auth == Auth.SERVER_TO_SERVER
 
 

@@ -67,6 +67,7 @@ def test_form_labels_and_groups(sysadmin_client, profile):
         "General",
         "Locations and ports",
         "Authentication",
+        "OAuth 2.0",
         "Advanced",
     ]
     assert ">Save</button>" in html

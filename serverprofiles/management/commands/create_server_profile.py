@@ -6,13 +6,15 @@ from mailboxadmin.commands import (
     ScriptCommand,
     add_actor_argument,
     add_password_arguments,
+    add_secret_arguments,
     command_actor,
     one_line,
     read_password,
+    read_secret,
 )
 from mailboxes.config import codes
 from mailboxes.config.document import renamed
-from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
+from serverprofiles.models import AuthenticationMethod, EmailServerProfile, OAuthProvider, ServerType
 from serverprofiles.services import profile_create
 
 # Validation errors name model fields; the person at the terminal knows the flags.
@@ -30,6 +32,13 @@ FLAGS = {
     "incoming_password_ciphertext": "--password-stdin/--password-env",
     "max_connections": "--max-connections",
     "allow_unencrypted_credentials": "--allow-unencrypted-credentials",
+    "oauth_provider": "--oauth-provider",
+    "oauth_tenant_id": "--oauth-tenant-id",
+    "oauth_token_url": "--oauth-token-url",
+    "oauth_client_id": "--oauth-client-id",
+    "oauth_scope": "--oauth-scope",
+    "oauth_client_secret": "--client-secret-stdin/--client-secret-env",
+    "oauth_service_account_key": "--client-secret-stdin/--client-secret-env",
 }
 
 
@@ -50,6 +59,11 @@ class Command(ScriptCommand):
             --server-type imap-smtp --incoming-server imap.contoso.test \\
             --outgoing-server smtp.contoso.test --auth profile-credentials \\
             --username mailer@contoso.test --password-env PROFILE_PASSWORD
+
+        CLIENT_SECRET=... manage.py create_server_profile --name "Microsoft 365" \\
+            --server-type exchange-online --auth server-to-server --oauth-provider microsoft \\
+            --oauth-tenant-id contoso.onmicrosoft.com --oauth-client-id APP-ID \\
+            --client-secret-env CLIENT_SECRET
     """
 
     def add_arguments(self, parser):
@@ -96,6 +110,25 @@ class Command(ScriptCommand):
         )
         add_password_arguments(parser, what="the profile's password (with --auth profile-credentials)")
         parser.add_argument(
+            "--oauth-provider",
+            choices=OAuthProvider.values,
+            default="",
+            help="OAuth Provider (with --auth oauth2; Exchange Online is always microsoft).",
+        )
+        parser.add_argument("--oauth-tenant-id", metavar="T", default="", help="Tenant ID (Microsoft 365).")
+        parser.add_argument(
+            "--oauth-token-url", metavar="URL", default="", help="Token URL (Other; Google optionally)."
+        )
+        parser.add_argument("--oauth-client-id", metavar="ID", default="", help="Client ID.")
+        parser.add_argument(
+            "--oauth-scope", metavar="S", default="", help="Scope (default: the provider's, see SPEC 7)."
+        )
+        add_secret_arguments(
+            parser,
+            name="client-secret",
+            what="the OAuth client secret (Google: the service account's JSON key)",
+        )
+        parser.add_argument(
             "--max-connections",
             metavar="N",
             type=int,
@@ -112,6 +145,7 @@ class Command(ScriptCommand):
         actor = command_actor(options, "serverprofiles.add_emailserverprofile")
         try:
             password = read_password(options)
+            client_secret = read_secret(options, name="client-secret")
         except CommandError as error:
             raise CommandError(f"{record}: {error}") from None
         auth = options["auth"]
@@ -133,12 +167,25 @@ class Command(ScriptCommand):
             outgoing_ssl=not options["no_ssl"],
             incoming_username=options["username"],
             allow_unencrypted_credentials=options["allow_unencrypted_credentials"],
+            oauth_provider=options["oauth_provider"],
+            oauth_tenant_id=options["oauth_tenant_id"],
+            oauth_token_url=options["oauth_token_url"],
+            oauth_client_id=options["oauth_client_id"],
+            oauth_scope=options["oauth_scope"],
         )
+        if client_secret and not profile.uses_oauth:
+            raise CommandError(
+                f"{record}: a client secret is for OAuth 2.0; it needs --auth oauth2 (or Exchange "
+                "Online with --auth server-to-server)."
+            )
         if options["max_connections"] is not None:
             profile.max_connections = options["max_connections"]
         try:
             if password:
                 profile.set_incoming_password(password)
+            if client_secret:
+                profile.normalize()  # Exchange Online's provider is Microsoft's
+                profile.set_oauth_secret(client_secret)
             with transaction.atomic():
                 profile_create(
                     profile, make_default=options["default"], actor=actor, via="create_server_profile"

@@ -1,0 +1,201 @@
+"""SPEC 7 on the profile pages and in the admin: the OAuth fields, write-only secrets, who may
+change them."""
+
+import pytest
+from django.db import connection
+
+from serverprofiles.models import EmailServerProfile
+from tests.fixtures.admin import changeform_data
+from tests.fixtures.ui import field_block, page_form_data
+
+pytestmark = pytest.mark.django_db
+
+NEW = "/serverprofiles/new/"
+ADMIN = "/admin/serverprofiles/emailserverprofile/"
+SECRET = "Client-Secret-On-The-Form-58"
+OAUTH = {
+    "name": "Modern IMAP",
+    "server_type": "imap-smtp",
+    "incoming_server": "imap.contoso.test",
+    "outgoing_server": "smtp.contoso.test",
+    "incoming_auth": "oauth2",
+    "oauth_provider": "other",
+    "oauth_token_url": "https://login.contoso.test/token",
+    "oauth_client_id": "app-id",
+    "oauth_scope": "mail",
+}
+
+
+def stored_secret_column(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT oauth_client_secret_ciphertext FROM serverprofiles_emailserverprofile WHERE name = %s",
+            [name],
+        )
+        return cursor.fetchone()[0]
+
+
+def create_on_page(client, **changes):
+    return client.post(
+        NEW, page_form_data(client, NEW, **{**OAUTH, "oauth_client_secret": SECRET, **changes})
+    )
+
+
+def test_oauth_profile_created_on_the_page_keeps_the_secret_encrypted(sysadmin_client):
+    response = create_on_page(sysadmin_client)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    assert profile.get_bound_oauth_secret().secret == SECRET
+    assert SECRET not in stored_secret_column("Modern IMAP")
+    page = sysadmin_client.get(f"/serverprofiles/{profile.pk}/").content.decode()
+    assert SECRET not in page and stored_secret_column("Modern IMAP") not in page
+    assert "A client secret is set" in page
+
+
+def test_a_blank_secret_keeps_the_stored_one(sysadmin_client):
+    create_on_page(sysadmin_client)
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    url = f"/serverprofiles/{profile.pk}/"
+
+    response = sysadmin_client.post(url, page_form_data(sysadmin_client, url, oauth_client_id="app-2"))
+
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert (profile.oauth_client_id, profile.get_bound_oauth_secret().secret) == ("app-2", SECRET)
+
+
+def test_missing_secret_is_shown_on_its_field(sysadmin_client):
+    response = create_on_page(sysadmin_client, oauth_client_secret="")
+
+    assert response.status_code == 200
+    assert "Enter the client secret" in field_block(response, "oauth_client_secret")
+    assert not EmailServerProfile.objects.exists()
+
+
+def test_a_refused_form_never_shows_the_typed_secret_or_key_again(sysadmin_client):
+    key = '{"client_email": "svc@example.test", "private_key": "Typed-Key-Material-77"}'
+    response = create_on_page(sysadmin_client, oauth_provider="google", oauth_service_account_key=key)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Typed-Key-Material-77" not in html and SECRET not in html
+
+
+def test_the_authentication_choices_say_which_server_types_allow_them(sysadmin_client):
+    html = field_block(sysadmin_client.get(NEW), "incoming_auth")
+
+    assert 'value="oauth2" data-server-types="pop3-smtp imap-smtp"' in html
+    assert 'value="server-to-server" data-server-types="exchange exchange-hybrid exchange-online"' in html
+    assert 'data-server-types="exchange exchange-hybrid pop3-smtp imap-smtp">Credentials Specified by' in html
+    assert "mailboxadmin/profile_form.js" in sysadmin_client.get(NEW).content.decode()
+
+
+def test_oauth_fields_show_only_with_oauth(sysadmin_client):
+    response = sysadmin_client.get(NEW)
+
+    shown_if = field_block(response, "oauth_client_id")
+    assert "&quot;incoming_auth&quot;: [&quot;oauth2&quot;, &quot;server-to-server&quot;]" in shown_if
+    assert "&quot;exchange-online&quot;" in shown_if
+    assert "&quot;oauth_provider&quot;: [&quot;microsoft&quot;]" in field_block(response, "oauth_tenant_id")
+    assert "&quot;oauth_provider&quot;: [&quot;google&quot;]" in field_block(
+        response, "oauth_service_account_key"
+    )
+
+
+def test_exchange_online_on_the_page_gets_office365_servers(sysadmin_client):
+    response = create_on_page(
+        sysadmin_client,
+        name="Online",
+        server_type="exchange-online",
+        incoming_server="",
+        outgoing_server="",
+        incoming_auth="server-to-server",
+        oauth_provider="microsoft",
+        oauth_tenant_id="contoso.onmicrosoft.com",
+        oauth_scope="",
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    profile = EmailServerProfile.objects.get(name="Online")
+    assert (profile.incoming_server, profile.outgoing_server) == (
+        "outlook.office365.com",
+        "smtp.office365.com",
+    )
+    assert profile.oauth_effective_scope == "https://outlook.office365.com/.default"
+
+
+# Roles ----------------------------------------------------------------------------------
+
+
+def test_manager_may_set_the_oauth_values(manager_client):
+    assert create_on_page(manager_client).status_code == 302
+    assert EmailServerProfile.objects.get(name="Modern IMAP").oauth_client_id == "app-id"
+
+
+def test_read_only_sees_no_secret_input_and_cannot_change_them(client_for, readonly, sysadmin):
+    create_on_page(client_for(sysadmin))
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    url = f"/serverprofiles/{profile.pk}/"
+    client = client_for(readonly)
+
+    page = client.get(url)
+    refused = client.post(
+        url, {**OAUTH, "oauth_client_id": "evil", "oauth_client_secret": "x", "version": "1"}
+    )
+
+    assert page.context["form"].fields["oauth_client_secret"].disabled
+    assert SECRET not in page.content.decode()
+    assert refused.status_code == 403
+    profile.refresh_from_db()
+    assert (profile.oauth_client_id, profile.get_bound_oauth_secret().secret) == ("app-id", SECRET)
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.post(NEW, {**OAUTH, "oauth_client_secret": SECRET})
+
+    assert response.status_code == 302 and "login" in response["Location"]
+    assert not EmailServerProfile.objects.exists()
+
+
+# Admin ----------------------------------------------------------------------------------
+
+
+def admin_data(**fields):
+    return {
+        **OAUTH,
+        "outgoing_auth": "oauth2",
+        "use_same_settings_for_outgoing": "on",
+        "incoming_ssl": "on",
+        "outgoing_ssl": "on",
+        "min_polling_interval": "0",
+        "max_connections": "10",
+        "timeout_ms": "10000",
+        "oauth_client_secret": SECRET,
+        **fields,
+    }
+
+
+def test_admin_adds_an_oauth_profile_and_never_shows_its_secret(client_for, sysadmin):
+    client = client_for(sysadmin)
+    response = client.post(ADMIN + "add/", admin_data())
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    assert profile.get_bound_oauth_secret().secret == SECRET
+    data = changeform_data(client.get(f"{ADMIN}{profile.pk}/change/"))
+    assert data.get("oauth_client_secret", "") == ""
+    for url in (ADMIN, f"{ADMIN}{profile.pk}/change/", f"{ADMIN}{profile.pk}/history/"):
+        content = client.get(url).content.decode()
+        assert SECRET not in content and stored_secret_column("Modern IMAP") not in content, url
+
+
+def test_admin_read_only_role_gets_no_secret_input(client_for, readonly, sysadmin):
+    client_for(sysadmin).post(ADMIN + "add/", admin_data())
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    client = client_for(readonly)
+
+    page = client.get(f"{ADMIN}{profile.pk}/change/").content.decode()
+
+    assert 'name="oauth_client_secret"' not in page
+    assert client.post(f"{ADMIN}{profile.pk}/change/", admin_data()).status_code == 403
