@@ -8,20 +8,12 @@ Prints its port, then serves until standard input closes.
 """
 
 import json
-import logging
 import sys
 import urllib.parse
 import urllib.request
 
-from tests.fixtures.mailservers import (
-    LOOPBACK,
-    MAIL_PASSWORD,
-    MAIL_USERNAME,
-    _AcceptTokens,
-    _authenticator,
-    free_port,
-)
-from tests.fixtures.smtp_server import SMTPController
+from bench.smtp_server import serve
+from tests.fixtures.mailservers import _AcceptTokens
 
 
 class _TokenCheck:
@@ -37,29 +29,7 @@ class _TokenCheck:
 
 
 def main() -> int:
-    logging.getLogger("mail.log").setLevel(logging.ERROR)
-    for _attempt in range(3):
-        port = free_port()
-        controller = SMTPController(
-            _AcceptTokens(_TokenCheck(sys.argv[1])),
-            hostname=LOOPBACK,
-            port=port,
-            server_hostname="localhost",
-            authenticator=_authenticator((MAIL_USERNAME, MAIL_PASSWORD)),
-            auth_require_tls=False,
-        )
-        try:
-            controller.start()
-        except OSError:
-            continue
-        break
-    else:
-        print("aiosmtpd could not bind a free port after three attempts.", file=sys.stderr)
-        return 1
-    print(port, flush=True)
-    sys.stdin.read()
-    controller.stop()
-    return 0
+    return serve(_AcceptTokens(_TokenCheck(sys.argv[1])))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,16 @@ from tests.fixtures.mailservers import (
 from tests.fixtures.smtp_server import SMTPController
 
 
-def main() -> int:
+def serve(handler) -> int:
+    """Run aiosmtpd with `handler` on a free loopback port: print the port, then serve
+    until standard input closes."""
     # aiosmtpd 1.4 logs a warning on every AUTH that Session.login_data is deprecated
     # (its own use of it); a thousand of those say nothing.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     for _attempt in range(3):
         port = free_port()
         controller = SMTPController(
-            _AcceptNothing(),
+            handler,
             hostname=LOOPBACK,
             port=port,
             server_hostname="localhost",
@@ -46,6 +48,10 @@ def main() -> int:
     sys.stdin.read()
     controller.stop()
     return 0
+
+
+def main() -> int:
+    return serve(_AcceptNothing())
 
 
 if __name__ == "__main__":

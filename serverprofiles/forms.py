@@ -266,34 +266,23 @@ class EmailServerProfileForm(VersionedModelForm):
     def clean(self):
         cleaned = super().clean()
         profile = self.instance
-        apply_write_only_password(
-            self,
-            field="incoming_password",
-            clear_field="clear_incoming_password",
-            setter=profile.set_incoming_password,
-            clear=lambda: setattr(profile, "incoming_password_ciphertext", ""),
-        )
-        apply_write_only_password(
-            self,
-            field="outgoing_password",
-            clear_field="clear_outgoing_password",
-            setter=profile.set_outgoing_password,
-            clear=lambda: setattr(profile, "outgoing_password_ciphertext", ""),
-        )
-        apply_write_only_password(
-            self,
-            field="oauth_client_secret",
-            clear_field="clear_oauth_client_secret",
-            setter=profile.set_oauth_client_secret,
-            clear=lambda: setattr(profile, "oauth_client_secret_ciphertext", ""),
-        )
-        apply_write_only_password(
-            self,
-            field="oauth_service_account_key",
-            clear_field="clear_oauth_service_account_key",
-            setter=profile.set_oauth_service_account_key,
-            clear=lambda: setattr(profile, "oauth_service_account_key_ciphertext", ""),
-        )
+        for field, setter, column in (
+            ("incoming_password", profile.set_incoming_password, "incoming_password_ciphertext"),
+            ("outgoing_password", profile.set_outgoing_password, "outgoing_password_ciphertext"),
+            ("oauth_client_secret", profile.set_oauth_client_secret, "oauth_client_secret_ciphertext"),
+            (
+                "oauth_service_account_key",
+                profile.set_oauth_service_account_key,
+                "oauth_service_account_key_ciphertext",
+            ),
+        ):
+            apply_write_only_password(
+                self,
+                field=field,
+                clear_field=f"clear_{field}",
+                setter=setter,
+                clear=lambda column=column: setattr(profile, column, ""),
+            )
         return cleaned
 
 
