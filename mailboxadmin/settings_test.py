@@ -1,6 +1,7 @@
 """Test settings: the real settings, with overrides for speed only."""
 
 import os
+import tempfile
 
 os.environ.setdefault("ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
@@ -19,6 +20,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+# Raw messages of a test run go to a folder of its own under the temporary directory.
+STORAGES["emails"] = {  # noqa: F405
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": tempfile.mkdtemp(prefix="mailboxadmin-test-emails-")},
 }
 # Tests serve static files through the finders; no collected folder is expected.
 STATIC_ROOT = None

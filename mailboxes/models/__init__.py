@@ -6,6 +6,7 @@ from mailboxes.models.choices import (
     OutgoingMethod,
     TestStatus,
 )
+from mailboxes.models.emails import Email, FolderSync, MailboxSync, SeenMessage
 from mailboxes.models.jobs import BulkJob
 from mailboxes.models.mailboxes import Mailbox
 from mailboxes.models.organization import OrganizationSettings
@@ -17,13 +18,17 @@ __all__ = [
     "ActMethod",
     "ApprovalStatus",
     "BulkJob",
+    "Email",
+    "FolderSync",
     "IncomingMethod",
     "Mailbox",
     "MailboxAlert",
     "MailboxSearchText",
+    "MailboxSync",
     "OrganizationSettings",
     "OutgoingMethod",
     "Queue",
+    "SeenMessage",
     "TestStatus",
     "User",
 ]

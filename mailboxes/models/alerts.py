@@ -15,12 +15,22 @@ class AlertSeverity(models.TextChoices):
 
 
 class MailboxAlert(models.Model):
-    """Something an administrator should know about a mailbox (a failed test, say)."""
+    """Something an administrator should know about a mailbox (a failed test, say), or
+    about a server profile as a whole (then `mailbox` is empty)."""
 
     Severity = AlertSeverity
     Workload = AlertWorkload
 
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="alerts")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, null=True, blank=True, related_name="alerts"
+    )
+    profile = models.ForeignKey(
+        "serverprofiles.EmailServerProfile",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alerts",
+    )
     severity = models.CharField(max_length=12, choices=Severity.choices)
     workload = models.CharField(max_length=10, choices=Workload.choices, default=Workload.GENERAL)
     message = models.TextField()
@@ -35,8 +45,15 @@ class MailboxAlert(models.Model):
             models.CheckConstraint(
                 condition=models.Q(workload__in=AlertWorkload.values), name="alert_workload_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(mailbox__isnull=False) | models.Q(profile__isnull=False),
+                name="alert_about_mailbox_or_profile",
+            ),
         ]
-        indexes = [models.Index(fields=["mailbox", "-created_on"], name="alert_mailbox_recent")]
+        indexes = [
+            models.Index(fields=["mailbox", "-created_on"], name="alert_mailbox_recent"),
+            models.Index(fields=["profile", "-created_on"], name="alert_profile_recent"),
+        ]
 
     def __str__(self):
         return f"{self.get_severity_display()}: {self.message}"

@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -61,6 +62,13 @@ class OrganizationSettings(models.Model):
         validators=[validate_time_zone],
         help_text="The time zone the pages show times in (an IANA name, such as Europe/Paris).",
     )
+    disable_after_failures = models.PositiveIntegerField(
+        "Disable Mailbox After Failures",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Consecutive failures of mail processing after which a mailbox is disabled for "
+        "incoming email (1–1000); Test & Enable enables it again.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
@@ -71,6 +79,10 @@ class OrganizationSettings(models.Model):
             choices_check("default_incoming", IncomingMethod, "settings_default_incoming_valid"),
             choices_check("default_outgoing", OutgoingMethod, "settings_default_outgoing_valid"),
             choices_check("default_act", ActMethod, "settings_default_act_valid"),
+            models.CheckConstraint(
+                condition=Q(disable_after_failures__gte=1, disable_after_failures__lte=1000),
+                name="settings_disable_after_failures_range",
+            ),
         ]
 
     def __str__(self):
