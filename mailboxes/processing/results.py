@@ -1,0 +1,40 @@
+"""What one pass over one mailbox did."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class PassResult:
+    """One pass over one mailbox, counted as `process_mailboxes --json` prints it.
+
+    `failed` counts the messages that could not be handled plus the pass itself when it
+    could not connect, log in or read the folder; `cause` is then the reason in SPEC A4's
+    words (never a secret). `transient` tells the scheduler to back off and retry (timeout,
+    refused, a temporary server error) rather than count a permanent failure
+    (authentication, mailbox gone).
+    """
+
+    mailbox: str
+    fetched: int = 0
+    recorded: int = 0
+    unmatched: int = 0
+    deleted: int = 0
+    failed: int = 0
+    cause: str | None = None
+    transient: bool = False
+
+    @property
+    def pass_failed(self) -> bool:
+        """The pass itself failed (as opposed to some of its messages)."""
+        return self.cause is not None
+
+    def as_json(self) -> dict:
+        return {
+            "mailbox": self.mailbox,
+            "fetched": self.fetched,
+            "recorded": self.recorded,
+            "unmatched": self.unmatched,
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "cause": self.cause,
+        }
