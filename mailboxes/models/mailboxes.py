@@ -15,11 +15,13 @@ from mailboxadmin.validators import (
     refuse_control_characters,
 )
 from mailboxes.models.choices import (
+    M8_MESSAGE,
     ActMethod,
     ApprovalStatus,
     IncomingMethod,
     OutgoingMethod,
     TestStatus,
+    act_method_allowed,
     choices_check,
 )
 
@@ -559,12 +561,8 @@ class Mailbox(models.Model):
                 if not self.password_ciphertext:
                     add("password", "Enter the password, or set Allow to Use Credentials to No.")
         # M8
-        if self.act_method == ActMethod.SERVER_SIDE_SYNC and profile is not None and not profile.is_exchange:
-            add(
-                "act_method",
-                "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
-                "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts.",
-            )
+        if not act_method_allowed(self.act_method, profile):
+            add("act_method", M8_MESSAGE)
         for field, allowed in KIND_METHODS.get(self.kind, {}).items():  # M3, M4, M9, M10
             if getattr(self, field) not in allowed.values:
                 add(field, allowed.message)
