@@ -18,6 +18,7 @@ from mailboxadmin.views import (
 )
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
 from mailboxes.models import Mailbox, OrganizationSettings
+from mailboxes.models.mailboxes import FORWARD_TARGET_MISSING
 from mailboxes.services.first_run import setup_steps
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
@@ -40,7 +41,8 @@ class MailboxListView(KeysetListView):
         return MailboxListFilters.from_params(self.request.GET)
 
     def get_queryset(self):
-        return self.filters().apply(Mailbox.objects.select_related("user", "queue", "server_profile"))
+        mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").with_forward_targets()
+        return self.filters().apply(mailboxes)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -55,6 +57,7 @@ class MailboxListView(KeysetListView):
             view=current,
             matching=filters.as_params(),
             matching_query=urlencode(filters.as_params()),
+            forward_target_missing=FORWARD_TARGET_MISSING,
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
             search_matches="contain",
