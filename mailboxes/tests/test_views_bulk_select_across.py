@@ -131,6 +131,17 @@ def test_the_filters_reach_only_what_the_list_shows(manager_client, profile, tar
     assert profiles_of(bystanders) == {profile.pk}
 
 
+def test_a_refused_form_keeps_the_selection_of_all_that_match(manager_client, profile, bystanders):
+    response = manager_client.post(SET_PROFILE, across(view="all", q="bystander", apply="yes"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Nothing was changed." in html
+    assert '<input type="hidden" name="select_across" value="1">' in html
+    assert '<input type="hidden" name="q" value="bystander">' in html
+    assert "5 mailboxes selected" in html
+    assert profiles_of(bystanders) == {profile.pk}
+
+
 def test_a_profile_filter_narrows_the_set(manager_client, profile, make_profile, target):
     other = make_profile(name="Other IMAP")
     on_profile = bulk_user_mailboxes("agent", 2, server_profile=profile)

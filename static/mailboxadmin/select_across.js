@@ -82,6 +82,7 @@
       setAcross(false);
       show();
     });
+    setAcross(false); // a page restored from the history starts from its ticked rows
     show();
   }
 
