@@ -32,6 +32,10 @@ def test_a_manager_sets_a_server_profile_on_every_mailbox_that_matches(
     expect(bar).to_contain_text("All 60 mailboxes that match are selected.")
     expect(page.get_by_role("button", name="Test & Enable Mailbox")).to_be_disabled()
     page.screenshot(path=screenshots / "mailboxes-select-all-that-match-1280.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=screenshots / "mailboxes-select-all-that-match-390.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Unticking a row: back to the ticked rows of the page.
     page.get_by_label("Select agent 0", exact=True).uncheck()
