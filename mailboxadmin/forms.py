@@ -145,21 +145,22 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class UserPickerInput(forms.TextInput):
-    """A user name input that suggests users as one types (user_picker.js asks
-    /users/autocomplete/ and fills the <datalist>, which the browser offers with its own
-    keyboard support). Without the script it is a plain text input."""
+    """A user name input that suggests users as one types: user_picker.js makes it a
+    combobox (WAI-ARIA: arrow keys, Enter, Escape) whose listbox it fills from
+    /users/autocomplete/. Without the script it is a plain text input."""
 
     def __init__(self, attrs=None):
         super().__init__({"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
 
     def render(self, name, value, attrs=None, renderer=None):
         attrs = dict(attrs or {})
-        options = f"{attrs.get('id') or 'id_' + name}_options"
-        attrs.update(list=options, **{"data-user-picker": reverse("users:autocomplete")})
+        listbox = f"{attrs.get('id') or 'id_' + name}_listbox"
+        attrs.update(**{"data-user-picker": reverse("users:autocomplete"), "data-listbox": listbox})
         return format_html(
-            '{}<datalist id="{}"></datalist><script src="{}" defer></script>',
+            '<div class="picker">{}<ul id="{}" class="picker__listbox" role="listbox" hidden></ul></div>'
+            '<script src="{}" defer></script>',
             super().render(name, value, attrs, renderer),
-            options,
+            listbox,
             static("mailboxadmin/user_picker.js"),
         )
 

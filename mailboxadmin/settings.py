@@ -157,6 +157,14 @@ TASKS = {
     }
 }
 
+# How long a finished bulk action's page (progress and per-record result) is kept: each
+# new bulk action deletes the finished ones older than this (mailboxes/services/bulk_jobs.py).
+BULK_JOB_RETENTION_DAYS = env.int("BULK_JOB_RETENTION_DAYS", default=30)
+if BULK_JOB_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"BULK_JOB_RETENTION_DAYS: {BULK_JOB_RETENTION_DAYS} is not a number of days of 1 or more."
+    )
+
 # Security headers. The production values follow from DEBUG being off; behind a TLS
 # proxy set SECURE_PROXY_SSL_HEADER through the environment.
 SECURE_CONTENT_TYPE_NOSNIFF = True

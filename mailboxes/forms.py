@@ -25,16 +25,19 @@ from mailboxes.models import (
     Queue,
     User,
 )
+from mailboxes.models.choices import ACT_METHODS_NEEDING_CALENDARS, act_method_allowed
 from mailboxes.models.mailboxes import allowed_methods
 from serverprofiles.models import EmailServerProfile
 
 
 class ServerProfileSelect(forms.Select):
-    """A profile drop-down whose options say how each profile authenticates.
+    """A profile drop-down whose options say how each profile authenticates and whether
+    its servers carry calendars and contacts.
 
-    mailbox-form.js reads `data-user-credentials` to offer the Credentials fields only
-    for profiles that use "Credentials Specified by a User or Queue"; the server's
-    validation (M7) decides either way.
+    app.js reads `data-user-credentials` to offer the Credentials fields only for profiles
+    that use "Credentials Specified by a User or Queue" (M7); act_method.js reads
+    `data-calendars` to offer Server-Side Synchronization for Appointments, Contacts, and
+    Tasks only with an Exchange profile (M8). The server's validation decides either way.
     """
 
     def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
@@ -42,6 +45,37 @@ class ServerProfileSelect(forms.Select):
         profile = getattr(value, "instance", None)
         if profile is not None:
             option["attrs"]["data-user-credentials"] = "true" if profile.uses_user_credentials else "false"
+            option["attrs"]["data-calendars"] = (
+                "true" if act_method_allowed(ActMethod.SERVER_SIDE_SYNC, profile) else "false"
+            )
+        return option
+
+
+class ActMethodSelect(forms.Select):
+    """Appointments, Contacts, and Tasks: the methods M8 allows with the chosen profile.
+
+    `profile_field` names the form's profile drop-down (act_method.js follows it when the
+    user picks another profile); `profile` is the profile the page shows. A method the
+    profile does not allow is rendered disabled and hidden, unless it is the value shown
+    (the server's error then says why). A value sent anyway is refused by clean().
+    """
+
+    def __init__(self, *args, profile_field: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profile_field = profile_field
+        self.profile = None
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"]["data-profile-field"] = self.profile_field
+        return context
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value in ACT_METHODS_NEEDING_CALENDARS:
+            option["attrs"]["data-needs-calendars"] = "true"
+            if not selected and not act_method_allowed(value, self.profile):
+                option["attrs"].update(disabled=True, hidden=True)
         return option
 
 
@@ -146,11 +180,16 @@ class MailboxForm(VersionedModelForm):
             "act_method",
             "process_email_after",
         ]
-        widgets = {"process_email_after": DateTimeLocalInput}
+        widgets = {
+            "process_email_after": DateTimeLocalInput,
+            "act_method": ActMethodSelect(profile_field="server_profile"),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         mailbox = self.instance
+        if mailbox.server_profile_id:
+            self.fields["act_method"].widget.profile = mailbox.server_profile
         self.had_password = mailbox.has_password
         self.fields["password"].help_text = password_help(
             self.had_password, "Stored encrypted; it is never shown."
@@ -185,6 +224,7 @@ class MailboxForm(VersionedModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        _offer_act_methods_with(self, "server_profile", "act_method")
         apply_write_only_password(
             self,
             field="password",
@@ -193,6 +233,12 @@ class MailboxForm(VersionedModelForm):
             clear=lambda: setattr(self.instance, "password_ciphertext", ""),
         )
         return cleaned
+
+
+def _offer_act_methods_with(form: forms.Form, profile_field: str, act_field: str) -> None:
+    """After a refused save, the page shows the profile just chosen: offer its methods."""
+    if profile_field not in form.errors:
+        form.fields[act_field].widget.profile = form.cleaned_data.get(profile_field)
 
 
 class ForwardMailboxForm(MailboxForm):
@@ -272,7 +318,19 @@ class OrganizationSettingsForm(VersionedModelForm):
             "approval_required_for_queues",
             "time_zone",
         ]
-        widgets = {"time_zone": forms.Select(choices=lambda: [(name, name) for name in time_zone_names()])}
+        widgets = {
+            "time_zone": forms.Select(choices=lambda: [(name, name) for name in time_zone_names()]),
+            "default_act": ActMethodSelect(profile_field="default_server_profile"),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_act"].widget.profile = self.instance.default_server_profile
+
+    def clean(self):
+        cleaned = super().clean()
+        _offer_act_methods_with(self, "default_server_profile", "default_act")
+        return cleaned
 
 
 class NewUserForm(UserForm):

@@ -6,6 +6,7 @@ from mailboxes.views.commands import MailboxCommandView
 from mailboxes.views.mailboxes import (
     MailboxEditView,
     MailboxListView,
+    MailboxMatchingCountView,
     MailboxStatusView,
     NewForwardMailboxView,
 )
@@ -14,6 +15,7 @@ app_name = "mailboxes"
 urlpatterns = [
     path("", MailboxListView.as_view(), name="list"),
     path("new-forward/", NewForwardMailboxView.as_view(), name="new_forward"),
+    path("matching/", MailboxMatchingCountView.as_view(), name="matching"),
     path("commands/", MailboxCommandView.as_view(), name="commands"),
     path("set-server-profile/", SetServerProfileView.as_view(), name="set_server_profile"),
     path("set-delivery-methods/", SetDeliveryMethodsView.as_view(), name="set_delivery_methods"),

@@ -15,11 +15,13 @@ from mailboxadmin.validators import (
     refuse_control_characters,
 )
 from mailboxes.models.choices import (
+    M8_MESSAGE,
     ActMethod,
     ApprovalStatus,
     IncomingMethod,
     OutgoingMethod,
     TestStatus,
+    act_method_allowed,
     choices_check,
 )
 
@@ -97,6 +99,12 @@ def allowed_methods(kind: str, field: str) -> tuple[str, ...] | None:
     return rule.values if rule else None
 
 
+FORWARD_TARGET_MISSING = "Incoming Email is Forward Mailbox, but no forward mailbox is active"
+# The name under which with_forward_targets() tells each row whether a usable forward
+# mailbox exists (the same for every user and queue mailbox).
+FORWARD_TARGETS_ANNOTATION = "usable_forward_target_exists"
+
+
 class MailboxQuerySet(models.QuerySet):
     def forward(self):
         return self.filter(kind=Mailbox.Kind.FORWARD)
@@ -113,6 +121,13 @@ class MailboxQuerySet(models.QuerySet):
     def usable_forward_targets(self):
         """M14: forward mailboxes that user and queue mailboxes can forward to."""
         return self.forward().active().filter(server_profile__isnull=False)
+
+    def with_forward_targets(self):
+        """Each row knows whether a usable forward mailbox exists (M14), for the warning
+        of mailboxes that receive through one: an uncorrelated EXISTS, which PostgreSQL
+        and SQLite evaluate once per query, not once per row."""
+        targets = Mailbox.objects.usable_forward_targets()
+        return self.annotate(**{FORWARD_TARGETS_ANNOTATION: models.Exists(targets)})
 
 
 class Mailbox(models.Model):
@@ -472,6 +487,9 @@ class Mailbox(models.Model):
         """M14: an active forward mailbox with a server profile, other than this one."""
         if self.rule_facts is not None:
             return self.rule_facts.forward_target_exists(self)
+        known = getattr(self, FORWARD_TARGETS_ANNOTATION, None)
+        if known is not None and not self.is_forward:  # a list's rows: asked once for all
+            return known
         return Mailbox.objects.usable_forward_targets().exclude(pk=self.pk).exists()
 
     def forward_target_remedy(self) -> str:
@@ -489,17 +507,19 @@ class Mailbox(models.Model):
         return "create one with New Forward Mailbox first"
 
     @property
-    def forward_target_warning(self) -> str:
+    def forward_target_missing(self) -> bool:
         """M14 after the fact: this mailbox receives through a forward mailbox, and none is
         usable now (the only one was deactivated, say)."""
         if self.incoming_method != IncomingMethod.FORWARD_MAILBOX or self.is_forward or self.pk is None:
+            return False
+        return not self.forward_target_exists()
+
+    @property
+    def forward_target_warning(self) -> str:
+        if not self.forward_target_missing:
             return ""
-        if self.forward_target_exists():
-            return ""
-        return (
-            "Incoming Email is Forward Mailbox, but no forward mailbox is active: this mailbox "
-            f"receives no email until one is. To fix it, {self.forward_target_remedy()}."
-        )
+        remedy = self.forward_target_remedy()
+        return f"{FORWARD_TARGET_MISSING}: this mailbox receives no email until one is. To fix it, {remedy}."
 
     def regarding_is_inactive(self) -> bool:
         """M16: the user or queue this mailbox is regarding is inactive."""
@@ -559,12 +579,8 @@ class Mailbox(models.Model):
                 if not self.password_ciphertext:
                     add("password", "Enter the password, or set Allow to Use Credentials to No.")
         # M8
-        if self.act_method == ActMethod.SERVER_SIDE_SYNC and profile is not None and not profile.is_exchange:
-            add(
-                "act_method",
-                "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
-                "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts.",
-            )
+        if not act_method_allowed(self.act_method, profile):
+            add("act_method", M8_MESSAGE)
         for field, allowed in KIND_METHODS.get(self.kind, {}).items():  # M3, M4, M9, M10
             if getattr(self, field) not in allowed.values:
                 add(field, allowed.message)

@@ -5,9 +5,11 @@ from django.db.models import Q
 
 from mailboxadmin.validators import validate_time_zone
 from mailboxes.models.choices import (
+    M8_MESSAGE,
     ActMethod,
     IncomingMethod,
     OutgoingMethod,
+    act_method_allowed,
     choices_check,
 )
 
@@ -99,13 +101,8 @@ class OrganizationSettings(models.Model):
 
     def clean(self):
         profile = self.default_server_profile
-        if self.default_act == ActMethod.SERVER_SIDE_SYNC and profile and not profile.is_exchange:
-            raise ValidationError(
-                {
-                    "default_act": "Appointments, Contacts, and Tasks cannot use Server-Side "
-                    "Synchronization with a POP3/SMTP or IMAP/SMTP server profile."
-                }
-            )
+        if not act_method_allowed(self.default_act, profile):  # M8
+            raise ValidationError({"default_act": M8_MESSAGE})
 
     def approval_required_for(self, kind: str) -> bool:
         from mailboxes.models.mailboxes import Mailbox

@@ -6,6 +6,9 @@ once and schedules a larger one as a BulkJob, which a worker runs chunk by chunk
 recording its progress (done / total) and each refused record's reasons.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -76,12 +79,24 @@ def bulk_job_schedule(*, action: str, mailbox_ids: list[int], parameters: dict, 
     job.requested_by = actor if actor is not None and actor.pk is not None else None
     job.full_clean()
     with transaction.atomic():
+        bulk_jobs_delete_expired()
         job.save()
         # With the database backend the task is written in this transaction: a worker
         # never sees the task without its row.
         run_bulk_job_task.enqueue(job.pk)
     job.refresh_from_db()
     return job
+
+
+def bulk_jobs_delete_expired() -> int:
+    """Delete the finished BulkJobs older than BULK_JOB_RETENTION_DAYS, in one DELETE; a
+    job's per-record results are on its row and go with it. Called whenever a job is
+    scheduled: rows accumulate only then, so the table stays as small as the retention
+    keeps it without a command to run. Jobs still waiting or running stay, whatever
+    their age."""
+    cutoff = timezone.now() - timedelta(days=settings.BULK_JOB_RETENTION_DAYS)
+    deleted, _ = BulkJob.objects.filter(status=BulkJob.Status.FINISHED, finished_on__lt=cutoff).delete()
+    return deleted
 
 
 def bulk_job_run(job_id: int) -> None:

@@ -16,6 +16,7 @@ from mailboxes.models import (
     OutgoingMethod,
     TestStatus,
 )
+from mailboxes.models.choices import act_method_allowed
 from mailboxes.models.mailboxes import CREDENTIAL_FIELDS, WORKLOADS
 from mailboxes.services.roles import check_can_change_account
 
@@ -50,7 +51,7 @@ def default_settings_for(kind: str, org: OrganizationSettings) -> dict:
         outgoing = OutgoingMethod.NONE
         if incoming != IncomingMethod.NONE:
             incoming = IncomingMethod.SERVER_SIDE_SYNC
-    if act == ActMethod.SERVER_SIDE_SYNC and profile is not None and not profile.is_exchange:  # M8
+    if not act_method_allowed(act, profile):  # M8
         act = ActMethod.NONE
     return {
         "server_profile": profile,

@@ -95,3 +95,46 @@ def test_the_forward_mailbox_rule_names_the_inactive_one_instead_of_create_one(
         "Incoming Email = Forward Mailbox needs an active forward mailbox that has a server profile; "
         f"activate the forward mailbox {forward} (or create one with New Forward Mailbox)."
     ]
+
+
+# In the rows of /mailboxes/ -------------------------------------------------------------
+
+LIST_WARNING = "⚠ Receives no email: no active forward mailbox"
+
+
+def row_of(html: str, name: str) -> str:
+    start = html.index(f">{name}</a>")
+    return html[start : html.index("</tr>", start)]
+
+
+def test_afterwards_the_list_row_of_the_stranded_mailbox_warns(sysadmin_client, forwarding, make_user):
+    forward, dependent = forwarding
+    bystander = make_user(username="bob").mailbox
+    html = sysadmin_client.get("/mailboxes/", {"view": "all"}).content.decode()
+    assert LIST_WARNING not in html  # the forward mailbox is still active
+
+    mailbox_set_state(mailbox=forward, active=False)
+    html = sysadmin_client.get("/mailboxes/", {"view": "all"}).content.decode()
+    assert LIST_WARNING in row_of(html, dependent.name)
+    assert "Incoming Email is Forward Mailbox, but no forward mailbox is active" in row_of(
+        html, dependent.name
+    )
+    assert LIST_WARNING not in row_of(html, bystander.name)
+    assert LIST_WARNING not in row_of(html, forward.name)
+
+
+def test_the_warnings_cost_the_list_no_query(
+    sysadmin_client, django_assert_num_queries, forwarding, make_user, profile, org
+):
+    forward, _dependent = forwarding
+    for _ in range(10):
+        mailbox = make_user().mailbox
+        mailbox.server_profile, mailbox.incoming_method = profile, IncomingMethod.FORWARD_MAILBOX
+        mailbox_save(mailbox)
+    mailbox_set_state(mailbox=forward, active=False)
+    # As test_list_page_runs_a_fixed_number_of_queries: session, user, permissions (2),
+    # the page of mailboxes (which also asks, once, whether a usable forward mailbox
+    # exists), the first-run guide.
+    with django_assert_num_queries(6):
+        response = sysadmin_client.get("/mailboxes/", {"view": "all"})
+    assert response.content.decode().count(LIST_WARNING) == 11

@@ -495,8 +495,11 @@ def test_profile_options_say_which_take_user_credentials(
     """The page offers the Credentials fields only for such profiles (app.js reads this)."""
     response = sysadmin_client.get(url(make_forward_mailbox()))
     html = response.content.decode()
-    assert f'<option value="{user_profile.pk}" data-user-credentials="true">' in html
-    assert f'<option value="{profile_credentials.pk}" data-user-credentials="false">' in html
+    assert f'<option value="{user_profile.pk}" data-user-credentials="true" data-calendars="false">' in html
+    assert (
+        f'<option value="{profile_credentials.pk}" data-user-credentials="false" data-calendars="false">'
+        in html
+    )
     assert 'data-show-if="{&quot;server_profile.user-credentials&quot;: [&quot;true&quot;]}"' in field_block(
         response, "allow_credentials"
     )

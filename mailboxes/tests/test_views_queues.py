@@ -120,6 +120,6 @@ def test_new_queue_owner_defaults_to_whoever_creates_it(manager_client, manager,
 
 def test_owner_input_offers_suggestions(sysadmin_client):
     html = sysadmin_client.get("/queues/new/").content.decode()
-    assert 'list="id_owner_options"' in html
+    assert 'data-listbox="id_owner_listbox"' in html
     assert 'data-user-picker="/users/autocomplete/"' in html
-    assert '<datalist id="id_owner_options"></datalist>' in html
+    assert '<ul id="id_owner_listbox" class="picker__listbox" role="listbox" hidden></ul>' in html

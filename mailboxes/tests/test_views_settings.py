@@ -49,7 +49,7 @@ def test_default_appointments_need_an_exchange_profile(sysadmin_client, profile,
     response = sysadmin_client.post(URL, data)
     assert field_errors(response, "default_act") == [
         "Appointments, Contacts, and Tasks cannot use Server-Side Synchronization with a "
-        "POP3/SMTP or IMAP/SMTP server profile."
+        "POP3/SMTP or IMAP/SMTP server profile: those servers carry no calendars or contacts."
     ]
     assert OrganizationSettings.load().default_act == "none"
 

@@ -1,12 +1,14 @@
 """Set Server Profile… and Set Delivery Methods… on the selected rows of the mailbox list.
 
-The list posts the ticked ids here; this page asks for the new values, then applies them
-through `mailboxes_bulk_action`, as the admin's actions do: at most BACKGROUND_THRESHOLD
+The list posts the ticked ids here, or, after "Select all mailboxes that match", the
+list's filters (select_across=1, view, q, profile), from which this page resolves the
+same set the list shows. It asks for the new values, then applies them through
+`mailboxes_bulk_action`, as the admin's actions do: at most BACKGROUND_THRESHOLD
 mailboxes in the request (then the per-record result), more as a BulkJob (then its page).
 """
 
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
@@ -15,6 +17,7 @@ from mailboxadmin.views import StaffPermissionMixin, safe_next_url
 from mailboxes.forms import SetDeliveryMethodsForm, SetServerProfileForm
 from mailboxes.models import BulkJob, Mailbox
 from mailboxes.services.bulk_jobs import mailboxes_bulk_action
+from mailboxes.views.list_filters import MailboxListFilters
 
 # An id past the 64-bit range names no row (and SQLite cannot compare with it).
 _MAX_ID = 2**63
@@ -45,22 +48,43 @@ class BulkEditView(StaffPermissionMixin, View):
         raise NotImplementedError
 
     def get(self, request):
-        return self.respond(request, request.GET.getlist("selected"), self.form_class())
+        return self.respond(request, request.GET, self.form_class())
 
     def post(self, request):
-        if request.POST.get("apply") != "yes":
-            return self.respond(request, request.POST.getlist("selected"), self.form_class())
-        return self.respond(request, request.POST.getlist("selected"), self.form_class(request.POST))
+        form = self.form_class(request.POST) if request.POST.get("apply") == "yes" else self.form_class()
+        return self.respond(request, request.POST, form)
 
-    def respond(self, request, values: list[str], form):
-        ids, ignored = selection(values)
+    def respond(self, request, data, form):
         back = safe_next_url(request, reverse("mailboxes:list"))  # the list's page, filters kept
-        if not ids:
+        across = data.get("select_across") == "1"
+        if across:
+            filters = MailboxListFilters.from_params(data)
+            if not filters.searchable:
+                return HttpResponseBadRequest("This search can match no mailbox.", content_type="text/plain")
+            matching = filters.apply(Mailbox.objects.all())
+            ids, ignored, count = None, 0, matching.count()
+        else:
+            ids, ignored = selection(data.getlist("selected"))
+            count = len(ids)
+        if not count:
             messages.warning(request, f"{self.title}: select one or more mailboxes first.")
             return HttpResponseRedirect(back)
         if not form.is_bound or not form.is_valid():
-            context = {"title": self.title, "form": form, "selected": ids, "ignored": ignored, "back": back}
+            context = {
+                "title": self.title,
+                "form": form,
+                "count": count,
+                "selected": ids or [],
+                "matching": filters.as_params() if across else None,
+                "matching_label": filters.label if across else "",
+                "ignored": ignored,
+                "back": back,
+            }
             return render(request, "mailboxes/bulk_edit_form.html", context)
+        if across:
+            # The set as it is now: mailboxes that came to match since the form was shown
+            # are included, as the list would show them.
+            ids = list(matching.order_by("pk").values_list("pk", flat=True))
         result = mailboxes_bulk_action(
             action=self.action, mailbox_ids=ids, parameters=self.parameters(form), actor=request.user
         )

@@ -145,6 +145,15 @@ class MailboxCommandView(StaffPermissionMixin, View):
             return HttpResponseRedirect(back)
         if not request.user.has_perm(command.permission):
             raise PermissionDenied
+        if request.POST.get("select_across") == "1":
+            # "Select all that match" serves Set Server Profile… and Set Delivery Methods…;
+            # acting on the ticked rows instead would surprise whoever chose it.
+            messages.error(
+                request,
+                f"{command.label} acts on the ticked rows only: clear the selection of all the "
+                "mailboxes that match, tick the rows, and try again.",
+            )
+            return HttpResponseRedirect(back)
         ids = [value for value in request.POST.getlist("selected") if value.isdigit()]
         if not ids:
             messages.warning(request, f"{command.label}: select one or more mailboxes first.")

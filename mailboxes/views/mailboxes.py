@@ -1,9 +1,9 @@
 """Mailbox pages: the list, New Forward Mailbox, and the mailbox form."""
 
-from django.db import connections
-from django.db.models import Q
+from urllib.parse import urlencode
+
 from django.db.models.functions import Lower
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.views import View
@@ -11,38 +11,19 @@ from django.views import View
 from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import (
-    MIN_PREFIX_LENGTH,
     KeysetListView,
     ServiceCreateView,
     ServiceUpdateView,
     StaffPermissionMixin,
-    search_filter,
 )
 from mailboxes.forms import ForwardMailboxForm, MailboxForm
-from mailboxes.models import ApprovalStatus, Mailbox, OrganizationSettings, TestStatus
-from mailboxes.models.search import mailbox_contains
+from mailboxes.models import Mailbox, OrganizationSettings
+from mailboxes.models.mailboxes import FORWARD_TARGET_MISSING
 from mailboxes.services.first_run import setup_steps
 from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_insert, mailbox_save
 from mailboxes.views.commands import commands_for
 from mailboxes.views.conflicts import EmailConflictMixin
-
-FAILURE = TestStatus.FAILURE
-
-# The saved views above the list: (label, filter). Each filter has an index that starts
-# with its column and continues with the name, so a page of it is an index range scan;
-# "failed" is three single-column indexes OR-ed (few rows fail at a time).
-SAVED_VIEWS = {
-    "active": ("Active Mailboxes", Q(state=Mailbox.State.ACTIVE)),
-    "forward": ("Forward Mailboxes", Q(kind=Mailbox.Kind.FORWARD)),
-    "pending": ("Pending Approval", Q(approval_status=ApprovalStatus.PENDING)),
-    "failed": (
-        "Failed Tests",
-        Q(incoming_status=FAILURE) | Q(outgoing_status=FAILURE) | Q(act_status=FAILURE),
-    ),
-    "inactive": ("Inactive Mailboxes", Q(state=Mailbox.State.INACTIVE)),
-    "all": ("All Mailboxes", Q()),
-}
-DEFAULT_VIEW = "active"
+from mailboxes.views.list_filters import SAVED_VIEWS, MailboxListFilters
 
 
 class MailboxListView(KeysetListView):
@@ -56,38 +37,27 @@ class MailboxListView(KeysetListView):
         "email": [SortKey("email_lower", Lower("email"))],
     }
 
-    def saved_view(self) -> str:
-        view = self.request.GET.get("view", "")
-        return view if view in SAVED_VIEWS else DEFAULT_VIEW
+    def filters(self) -> MailboxListFilters:
+        return MailboxListFilters.from_params(self.request.GET)
 
     def get_queryset(self):
-        mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").filter(
-            SAVED_VIEWS[self.saved_view()][1]
-        )
-        q = self.request.GET.get("q", "").strip()
-        if len(q) >= MIN_PREFIX_LENGTH:
-            mailboxes = mailboxes.filter(mailbox_contains(q, vendor=connections[mailboxes.db].vendor))
-        elif q:
-            mailboxes = mailboxes.filter(search_filter(q, ["name", "email"]))
-        profile = self.request.GET.get("profile", "")
-        if profile.isascii() and profile.isdigit():  # "²".isdigit() is True; int() refuses it
-            # An id past the 64-bit range names no profile (and SQLite cannot compare with it).
-            if int(profile) < 2**63:
-                mailboxes = mailboxes.filter(server_profile_id=int(profile))
-            else:
-                mailboxes = mailboxes.none()
-        return mailboxes
+        mailboxes = Mailbox.objects.select_related("user", "queue", "server_profile").with_forward_targets()
+        return self.filters().apply(mailboxes)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        current = self.saved_view()
+        filters = self.filters()
+        current = filters.view
         context.update(
             saved_views=[
                 {"key": key, "label": label, "link": self.query_string(view=key), "current": key == current}
                 for key, (label, _) in SAVED_VIEWS.items()
             ],
-            current_view=SAVED_VIEWS[current][0],
+            current_view=filters.label,
             view=current,
+            matching=filters.as_params(),
+            matching_query=urlencode(filters.as_params()),
+            forward_target_missing=FORWARD_TARGET_MISSING,
             commands=commands_for(self.request.user),
             can_add=self.request.user.has_perm("mailboxes.add_mailbox"),
             search_matches="contain",
@@ -104,6 +74,22 @@ class MailboxListView(KeysetListView):
             elif mailbox.queue_id is not None:
                 mailbox.regarding_link = links["queues"](mailbox.queue_id)
         return context
+
+
+class MailboxMatchingCountView(StaffPermissionMixin, View):
+    """How many mailboxes the list's filters match, for "Select all N mailboxes that
+    match". The list's script asks only once every row of a page is ticked: the list
+    itself never counts (a COUNT of a million rows would be most of its time)."""
+
+    view_permission = "mailboxes.view_mailbox"
+    http_method_names = ["get", "head"]
+
+    def get(self, request):
+        filters = MailboxListFilters.from_params(request.GET)
+        if not filters.searchable:
+            return HttpResponseBadRequest("This search can match no mailbox.", content_type="text/plain")
+        count = filters.apply(Mailbox.objects.all()).count()
+        return JsonResponse({"count": count}, headers={"Cache-Control": "no-store"})
 
 
 class MailboxFormContextMixin(EmailConflictMixin):
