@@ -59,6 +59,7 @@ class ProcessNowView(StaffPermissionMixin, View):
 
     Allowed to whoever may run Test & Enable, which connects to the same servers."""
 
+    view_permission = "mailboxes.view_mailbox"  # GET is refused: 405
     change_permission = TEST_PERMISSION
     http_method_names = ["post"]
 
