@@ -4,7 +4,7 @@ from mailboxadmin.links import pk_links
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView
 from mailboxes.models import Mailbox, MailboxAlert
-from mailboxes.views.emails import record_id
+from mailboxes.views.filters import RecordFiltersMixin
 from serverprofiles.models import EmailServerProfile
 
 FILTERS = {
@@ -12,10 +12,11 @@ FILTERS = {
     "profile": ("profile_id", EmailServerProfile, "Server Profile"),
 }
 
+LIST_COLUMNS = ("severity", "workload", "message", "created_on", "mailbox__name", "profile__name")
 SEVERITY_VIEWS = [("", "All Severities"), *MailboxAlert.Severity.choices]
 
 
-class AlertListView(KeysetListView):
+class AlertListView(RecordFiltersMixin, KeysetListView):
     """Alerts across mailboxes and profiles: whoever may see a mailbox (and so its alerts
     on its form) sees them all here. Keyset pages on (created_on, id); the severity,
     mailbox and profile filters each have an index that starts with their column and
@@ -25,6 +26,8 @@ class AlertListView(KeysetListView):
     view_permission = "mailboxes.view_mailbox"
     sorts = {"created": [SortKey("created_on"), SortKey("id")]}
     default_sort = "created"
+    record_filters = FILTERS
+    exclusive = ("mailbox", "profile")
 
     def current_sort(self) -> tuple[str, bool]:
         return "created", True  # newest first, always
@@ -33,31 +36,11 @@ class AlertListView(KeysetListView):
         severity = self.request.GET.get("severity", "")
         return severity if severity in MailboxAlert.Severity.values else ""
 
-    def active_filters(self) -> dict[str, int | None]:
-        return {name: record_id(self.request.GET[name]) for name in FILTERS if self.request.GET.get(name, "")}
-
     def get_queryset(self):
-        alerts = MailboxAlert.objects.select_related("mailbox", "profile")
+        alerts = MailboxAlert.objects.select_related("mailbox", "profile").only(*LIST_COLUMNS)
         if self.severity():
             alerts = alerts.filter(severity=self.severity())
-        for name, pk in self.active_filters().items():
-            alerts = alerts.filter(**{FILTERS[name][0]: pk}) if pk is not None else alerts.none()
-        return alerts
-
-    def filter_chips(self) -> list[dict]:
-        """Each mailbox or profile filter, named, with a link that removes it (a query each)."""
-        chips = []
-        for name, pk in self.active_filters().items():
-            _, model, label = FILTERS[name]
-            record = model.objects.filter(pk=pk).first() if pk is not None else None
-            chips.append(
-                {
-                    "label": label,
-                    "value": str(record) if record is not None else "(none)",
-                    "remove_link": self.query_string(**{name: None}),
-                }
-            )
-        return chips
+        return self.filter_records(alerts)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -71,11 +54,12 @@ class AlertListView(KeysetListView):
             can_view_profiles=self.request.user.has_perm("serverprofiles.view_emailserverprofile"),
         )
         links = {"mailbox": pk_links("mailboxes:edit"), "profile": pk_links("serverprofiles:edit")}
+        filter_links = {name: self.filter_link(name) for name in FILTERS}
         for alert in context["page"]:
             if alert.mailbox_id is not None:
                 alert.mailbox_link = links["mailbox"](alert.mailbox_id)
-                alert.mailbox_filter_link = self.query_string(mailbox=alert.mailbox_id, profile=None)
+                alert.mailbox_filter_link = filter_links["mailbox"](alert.mailbox_id)
             if alert.profile_id is not None:
                 alert.profile_link = links["profile"](alert.profile_id)
-                alert.profile_filter_link = self.query_string(profile=alert.profile_id, mailbox=None)
+                alert.profile_filter_link = filter_links["profile"](alert.profile_id)
         return context
