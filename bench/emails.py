@@ -114,7 +114,7 @@ def emails_list(count: int, *, runs: int) -> list[Row]:
                 f"/emails/ {label} p50 ≤ 30 ms, fixed query count",
                 f"{ms(value)}; {queries} queries",
                 value <= BUDGET,
-                f"{count:,} emails; {path}; p50 of {runs} runs.",
+                f"{count:,} emails (seeded in {seconds:.0f} s); {path}; p50 of {runs} runs.",
             )
         )
     return rows

@@ -33,17 +33,17 @@ LIST_COLUMNS = (
 
 
 def email_search(q: str) -> Q:
-    """Emails whose Subject, From or To contain `q` (case-insensitive); a search shorter
-    than three characters matches a whole Subject or From only.
+    """Emails whose Subject, From or To contain `q` (case-insensitive).
 
-    On PostgreSQL the trigram indexes of migration 0014 serve the `contains` search (each
-    column's UPPER(…) LIKE '%…%'); the short, exact one is at most a few rows to test.
+    On PostgreSQL the trigram indexes of migration 0014 serve it (each column's
+    UPPER(…) LIKE '%…%'); a text shorter than three characters has no trigram to look up,
+    and would be tested against every email: it finds nothing (the page says why).
     """
-    lookup = "icontains" if len(q) >= MIN_PREFIX_LENGTH else "iexact"
-    fields = SEARCHED if lookup == "icontains" else SEARCHED[:2]
+    if len(q) < MIN_PREFIX_LENGTH:
+        return Q(pk__in=[])
     condition = Q()
-    for field in fields:
-        condition |= Q(**{f"{field}__{lookup}": q})
+    for field in SEARCHED:
+        condition |= Q(**{f"{field}__icontains": q})
     return condition
 
 
@@ -83,7 +83,7 @@ class EmailListView(RecordFiltersMixin, KeysetListView):
         context = super().get_context_data(**kwargs)
         context.update(
             filter_chips=self.filter_chips(),
-            search_matches="contain",
+            short_search_hint=f"Type {MIN_PREFIX_LENGTH} or more characters to search Subject, From and To.",
         )
         detail_link = pk_links("emails:detail")
         filter_links = {name: self.filter_link(name) for name in ("mailbox", "user", "queue")}
