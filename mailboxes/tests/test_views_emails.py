@@ -331,3 +331,27 @@ def test_other_roles_may_not_download_the_raw_message(request, role_client, alic
     assert "Download Raw Message" not in client.get(f"/emails/{email.pk}/").content.decode()
     assert client.get(f"/emails/{email.pk}/raw/").status_code == 403
     assert client.post(f"/emails/{email.pk}/raw/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("charset", "body", "shown"),
+    [
+        ("windows-1252", "Caf\xe9 \u20ac5".encode("windows-1252"), "Café €5"),
+        ("iso-2022-jp", "日本語のメール".encode("iso-2022-jp"), "日本語のメール"),
+        ("x-no-such-charset", "Gr\xfc\xdfe".encode("latin-1"), "Gr\ufffd\ufffde"),
+    ],
+)
+def test_a_legacy_or_unknown_charset_still_shows_the_text(
+    sysadmin_client, alice, make_email, charset, body, shown
+):
+    raw = (
+        b"From: a@sender.test\r\nTo: alice@example.test\r\nSubject: Charset\r\n"
+        b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n"
+    )
+    email = make_email(alice.mailbox, raw=raw, subject="Charset")
+
+    response = sysadmin_client.get(f"/emails/{email.pk}/")
+
+    assert response.status_code == 200
+    assert shown in response.content.decode()
