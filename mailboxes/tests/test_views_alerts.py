@@ -122,3 +122,9 @@ def test_list_runs_a_fixed_number_of_queries(sysadmin_client, django_assert_num_
     # A mailbox or profile filter adds the query for its name.
     with django_assert_num_queries(7):
         sysadmin_client.get("/alerts/", {"profile": profile.pk, "severity": "warning"})
+
+
+def test_the_mailbox_form_links_to_all_its_alerts(readonly_client, alice_mailbox):
+    alert(mailbox=alice_mailbox, severity="error", message="Authentication failed.")
+    html = readonly_client.get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
+    assert f'<a href="/alerts/?mailbox={alice_mailbox.pk}">All alerts of this mailbox</a>' in html
