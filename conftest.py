@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.admin",
     "tests.fixtures.commands",
     "tests.fixtures.faults",
+    "tests.fixtures.emails",
 ]

@@ -7,11 +7,12 @@ DATABASE_URL. Configuration (environment):
     LOAD_SECONDS      wrk's duration per page (default 30)
     LOAD_CONNECTIONS  wrk's open connections (default 4); LOAD_THREADS its threads (2)
     RUNS              timed runs per page (default 15, after 3 warm-up runs)
+    EMAILS            emails to seed for /emails/ (default SIZE)
     UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
     BULK_RUNS         runs of Set Server Profile (default 3)
     SCENARIOS         only these, comma-separated (list_pages, admin_changelist,
                       load_test, bulk_set_server_profile, test_and_enable,
-                      test_and_enable_oauth, commands);
+                      test_and_enable_oauth, commands, emails_list);
                       default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
 
 Every timing is the median (p50) of its runs; the list and its untuned comparison are
@@ -88,6 +89,10 @@ def main() -> int:
         rows += scenarios.list_pages(runs=int_env("RUNS", 15))
     if wanted("contains_search_and_picker"):
         rows += scenarios.contains_search_and_picker(runs=int_env("RUNS", 15))
+    if wanted("emails_list"):
+        from bench.emails import emails_list
+
+        rows += emails_list(int_env("EMAILS", size), runs=int_env("RUNS", 15))
     if wanted("admin_changelist"):
         rows += scenarios.admin_changelist(runs=int_env("RUNS", 15), untuned_runs=int_env("UNTUNED_RUNS", 5))
     # The pages (in-process, then under load) first, on the freshly vacuumed database;

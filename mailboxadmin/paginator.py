@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
@@ -40,8 +41,17 @@ class KeysetPage:
         return len(self.object_list)
 
 
+def _cursor_value(value):
+    """A sort key JSON cannot hold as it is: a time, as ISO 8601 text (which the
+    column's lookups parse back)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be a cursor value")
+
+
 def encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+    text = json.dumps(values, separators=(",", ":"), default=_cursor_value)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, length: int) -> list | None:

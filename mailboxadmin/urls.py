@@ -32,4 +32,6 @@ urlpatterns = [
     path("queues/", include("mailboxes.urls_queues")),
     path("settings/", include("mailboxes.urls_settings")),
     path("serverprofiles/", include("serverprofiles.urls")),
+    path("emails/", include("mailboxes.urls_emails")),
+    path("alerts/", include("mailboxes.urls_alerts")),
 ]

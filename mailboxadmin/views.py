@@ -192,6 +192,10 @@ class KeysetListView(StaffPermissionMixin, TemplateView):
     def get_queryset(self):
         raise NotImplementedError
 
+    def sort_matches(self) -> bool:
+        """Find a search's matches first and sort just those (see keyset_page)."""
+        return bool(self.request.GET.get("q", "").strip())
+
     def current_sort(self) -> tuple[str, bool]:
         requested = self.request.GET.get("sort", "")
         descending = requested.startswith("-")
@@ -224,7 +228,7 @@ class KeysetListView(StaffPermissionMixin, TemplateView):
             after=self.request.GET.get("after", ""),
             before=self.request.GET.get("before", ""),
             per_page=self.per_page,
-            sort_matches=bool(self.request.GET.get("q", "").strip()),
+            sort_matches=self.sort_matches(),
         )
         context.update(
             page=page,

@@ -305,6 +305,7 @@ class OrganizationSettingsForm(VersionedModelForm):
         ),
         ("Approval", ["approval_required_for_users", "approval_required_for_queues"]),
         ("Times", ["time_zone"]),
+        ("Mail Processing", ["disable_after_failures"]),
     ]
 
     class Meta:
@@ -317,6 +318,7 @@ class OrganizationSettingsForm(VersionedModelForm):
             "approval_required_for_users",
             "approval_required_for_queues",
             "time_zone",
+            "disable_after_failures",
         ]
         widgets = {
             "time_zone": forms.Select(choices=lambda: [(name, name) for name in time_zone_names()]),

@@ -10,6 +10,7 @@ from mailboxes.views.mailboxes import (
     MailboxStatusView,
     NewForwardMailboxView,
 )
+from mailboxes.views.processing import ProcessNowView
 
 app_name = "mailboxes"
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("set-delivery-methods/", SetDeliveryMethodsView.as_view(), name="set_delivery_methods"),
     path("<int:pk>/", MailboxEditView.as_view(), name="edit"),
     path("<int:pk>/status/", MailboxStatusView.as_view(), name="status"),
+    path("<int:pk>/process-now/", ProcessNowView.as_view(), name="process_now"),
     path("bulk-actions/<int:pk>/", BulkJobView.as_view(), name="bulk_job"),
     path("bulk-actions/<int:pk>/status/", BulkJobStatusView.as_view(), name="bulk_job_status"),
 ]

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from mailboxes.models import Mailbox
+from mailboxes.models import Mailbox, MailboxAlert
 from tests.fixtures.ui import field_errors, page_form_data
 from tests.test_browser import sign_in
 from tests.test_browser_connection_test import run_worker
@@ -164,13 +164,19 @@ def test_on_a_phone_nothing_scrolls_sideways_and_the_sections_fold(
 
 
 def test_screenshots_of_the_main_pages_at_1280_and_390(
-    browser_page, sysadmin, make_user, make_queue, make_forward_mailbox, profile, screenshots
+    browser_page, sysadmin, make_user, make_queue, make_forward_mailbox, profile, make_email, screenshots
 ):
     """For a reviewer: artifacts/screenshots/<page>-<width>.png (see README)."""
     page = browser_page
     user = make_user(username="alice", full_name="Alice Example")
     queue = make_queue(name="Support")
     forward = make_forward_mailbox(name="Collector")
+    email = make_email(
+        user.mailbox, subject="Quarterly report", attachments=[("report.pdf", "application/pdf", b"%PDF")]
+    )
+    make_email(queue.mailbox, subject="Where is my order?", forward_mailbox=forward)
+    MailboxAlert.objects.create(mailbox=user.mailbox, severity="error", message="Authentication failed.")
+    MailboxAlert.objects.create(profile=profile, severity="warning", message="The server was slow to answer.")
     sign_in(page)
     pages = {
         "mailbox-list": "/mailboxes/?view=all",
@@ -183,6 +189,9 @@ def test_screenshots_of_the_main_pages_at_1280_and_390(
         "user-form": user.get_absolute_url(),
         "queues": "/queues/",
         "email-settings": "/settings/email/",
+        "emails": "/emails/",
+        "email": email.get_absolute_url(),
+        "alerts": "/alerts/",
     }
     for viewport in (DESKTOP, PHONE):
         page.set_viewport_size(viewport)

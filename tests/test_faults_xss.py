@@ -36,7 +36,7 @@ def assert_escaped(body: str, *shown: str) -> None:
 
 
 @pytest.fixture
-def marked_up(make_profile, make_user, make_forward_mailbox, sysadmin):
+def marked_up(make_profile, make_user, make_forward_mailbox, make_email, sysadmin):
     """One record of each kind, every free-text value carrying a payload."""
     profile = make_profile(name=f"Profile {SCRIPT}", description=BREAKOUT)
     user = make_user("mallory", full_name=f"Mallory {SCRIPT}{BREAKOUT}", email=SCRIPT_ADDRESS)
@@ -54,7 +54,25 @@ def marked_up(make_profile, make_user, make_forward_mailbox, sysadmin):
         workload="incoming",
         message=f"Server error: the server said {BREAKOUT}",
     )
-    return {"profile": profile, "user": user, "queue": queue, "forward": forward, "mailbox": mailbox}
+    MailboxAlert.objects.create(
+        profile=profile, severity=MailboxAlert.Severity.WARNING, message=f"Slow {SCRIPT}"
+    )
+    email = make_email(
+        mailbox,
+        subject=f"Subject {SCRIPT}",
+        from_address=f'"{BREAKOUT}" <mallory@example.test>',
+        text=f"Text {SCRIPT}",
+        attachments=[(f"file{BREAKOUT}.txt", "text/plain", b"x")],
+        forward_mailbox=forward,
+    )
+    return {
+        "profile": profile,
+        "user": user,
+        "queue": queue,
+        "forward": forward,
+        "mailbox": mailbox,
+        "email": email,
+    }
 
 
 def pages(records) -> list[tuple[str, tuple[str, ...]]]:
@@ -92,6 +110,17 @@ def pages(records) -> list[tuple[str, tuple[str, ...]]]:
         (f"/admin/serverprofiles/emailserverprofile/{profile.pk}/change/", (profile.name, BREAKOUT)),
         (f"/admin/serverprofiles/emailserverprofile/{profile.pk}/delete/", (profile.name,)),
         ("/admin/mailboxes/organizationsettings/1/change/", ()),
+        ("/emails/", (records["email"].subject, mailbox.name, user.full_name)),
+        (f"/emails/?q={SCRIPT}", (SCRIPT,)),
+        (f"/emails/?mailbox={mailbox.pk}", (str(mailbox),)),
+        (
+            f"/emails/{records['email'].pk}/",
+            (records["email"].subject, f"Text {SCRIPT}", f"file{BREAKOUT}.txt", forward.name, user.full_name),
+        ),
+        ("/admin/mailboxes/email/", (records["email"].subject,)),
+        (f"/admin/mailboxes/email/{records['email'].pk}/change/", (records["email"].subject,)),
+        ("/alerts/", (BREAKOUT, f"Slow {SCRIPT}", forward.name, profile.name)),
+        (f"/alerts/?profile={profile.pk}", (profile.name,)),
     ]
 
 

@@ -9,9 +9,14 @@ from mailboxadmin.admin_tools.forms import (
     password_field,
 )
 from mailboxadmin.admin_tools.options import ServiceModelAdmin, delete_selected, outcome_level
-from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator, table_row_count
+from mailboxadmin.admin_tools.pagination import (
+    CappedCountPaginator,
+    EstimatedCountPaginator,
+    table_row_count,
+)
 
 __all__ = [
+    "CappedCountPaginator",
     "EstimatedCountPaginator",
     "ServiceModelAdmin",
     "ServiceModelForm",

@@ -50,3 +50,23 @@ class EstimatedCountPaginator(Paginator):
             return super().count
         rows, self.estimated = table_row_count(queryset.model, queryset.db)
         return rows
+
+
+class CappedCountPaginator(EstimatedCountPaginator):
+    """EstimatedCountPaginator that also stops counting a filtered list at `cap` rows:
+    a filter that keeps most of a table of millions (a year of the date hierarchy, say)
+    would otherwise count them all on every page. Past the cap the list says "more than"
+    (`capped` tells the template) and offers the pages up to it."""
+
+    cap = 10_000
+    capped = False
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        if not (queryset.query.where or queryset.query.distinct or queryset.query.combinator):
+            return super().count
+        # One query: COUNT(*) over a sub-select that stops at cap + 1 rows.
+        counted = queryset.order_by()[: self.cap + 1].count()
+        self.capped = counted > self.cap
+        return min(counted, self.cap)

@@ -33,6 +33,7 @@ class OrganizationSettingsAdmin(ServiceAdmin):
                 "Approval",
                 {"fields": ("approval_required_for_users", "approval_required_for_queues", *extra)},
             ),
+            ("Mail Processing", {"fields": ("disable_after_failures",)}),
         )
 
     def has_add_permission(self, request):

@@ -53,6 +53,7 @@ class MailboxAlert(models.Model):
         indexes = [
             models.Index(fields=["mailbox", "-created_on"], name="alert_mailbox_recent"),
             models.Index(fields=["profile", "-created_on"], name="alert_profile_recent"),
+            models.Index(fields=["severity", "-created_on"], name="alert_severity_recent"),
         ]
 
     def __str__(self):

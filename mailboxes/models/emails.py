@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 
 def email_storage():
@@ -92,10 +93,14 @@ class Email(models.Model):
             models.Index(fields=["mailbox", "-received_on", "-id"], name="email_mailbox_newest"),
             models.Index(fields=["regarding_user", "-received_on", "-id"], name="email_user_newest"),
             models.Index(fields=["regarding_queue", "-received_on", "-id"], name="email_queue_newest"),
+            models.Index(fields=["forward_mailbox", "-received_on", "-id"], name="email_forward_newest"),
         ]
 
     def __str__(self):
         return self.subject or "(no subject)"
+
+    def get_absolute_url(self):
+        return reverse("emails:detail", args=[self.pk])
 
 
 class MailboxSync(models.Model):

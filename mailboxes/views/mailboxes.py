@@ -24,6 +24,7 @@ from mailboxes.services.mailboxes import default_settings_for, forward_mailbox_i
 from mailboxes.views.commands import commands_for
 from mailboxes.views.conflicts import EmailConflictMixin
 from mailboxes.views.list_filters import SAVED_VIEWS, MailboxListFilters
+from mailboxes.views.processing import mail_processing
 
 
 class MailboxListView(KeysetListView):
@@ -147,6 +148,7 @@ class MailboxEditView(MailboxFormContextMixin, ServiceUpdateView):
         context["alerts"] = alerts = list(mailbox.alerts.all()[:10])
         context["latest_alert"] = alerts[0] if alerts else None
         context["test_errors"] = last_test_errors(mailbox)
+        context["processing"] = mail_processing(mailbox, self.request.user)
         return context
 
 
