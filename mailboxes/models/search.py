@@ -1,6 +1,7 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import CharField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import GreaterThan, IStartsWith
 
 
 class MailboxSearchText(models.Model):
@@ -96,6 +97,8 @@ def mailbox_contains(q: str, *, vendor: str) -> Q:
     FTS5 trigram table above. A trigram index needs three characters: `q` must have them.
     """
     if vendor == "postgresql":
+        if q.startswith("@"):
+            return _domain_contains(q)
         matches = MailboxSearchText.objects.filter(Q(name__icontains=q) | Q(email__icontains=q))
         return Q(pk__in=matches.values("mailbox_id"))
     if vendor == "sqlite":
@@ -103,3 +106,28 @@ def mailbox_contains(q: str, *, vendor: str) -> Q:
         matches = "SELECT rowid FROM mailboxes_mailbox_fts WHERE mailboxes_mailbox_fts MATCH %s"
         return Q(pk__in=RawSQL(matches, [f"{{name email}} : {phrase}"]))  # noqa: S611 (q is a parameter)
     return Q(name__icontains=q) | Q(email__icontains=q)
+
+
+def _address_part(number: int) -> Func:
+    """The text between an address's (number - 1)th and number-th "@" ('' when it has fewer)."""
+    return Func(F("email"), Value("@"), Value(number), function="split_part", output_field=CharField())
+
+
+def _domain_contains(q: str) -> Q:
+    """The same mailboxes as a "contains" search for `q`, a search that starts with "@"
+    (a domain, or its start), in a shape PostgreSQL serves from the mailbox table's own
+    indexes (migration 0014).
+
+    A domain matches many rows (one in fifty at a million), and the trigram index hands
+    every one of them on to be sorted before the page's 50 are taken (176 ms). Said on the
+    mailbox row itself, the planner can instead walk the page's order and stop at 50, or,
+    for a rare domain, fetch its few rows from the index on the domain part. An address
+    contains "@X" exactly when the part after its first "@" starts with X, unless it has
+    more than one "@" (a quoted local part, rare: a partial index holds those); a name
+    contains it only if it has an "@" (rare too: another partial index).
+    """
+    return (
+        Q(IStartsWith(_address_part(2), q[1:]))
+        | (Q(GreaterThan(_address_part(3), "")) & Q(email__icontains=q))
+        | (Q(name__contains="@") & Q(name__icontains=q))
+    )
