@@ -3,9 +3,10 @@
 A search that starts with "@" is said on the mailbox row (`_domain_contains`): the part of
 the address after its first "@" starts with the domain, or the address has a second "@"
 and contains the search, or the name has an "@" and contains it. One index for each of
-the three, so that a rare domain is fetched from them, while for a common one the planner
-walks the page's order and stops at the page's end. Their expressions and predicates are
-written exactly as Django sends the search (`UPPER(split_part(...)::text) LIKE ...`,
+the three: the page's matches come from them straight out of the mailbox table, with no
+trigram recheck and no join to a second table before they are sorted (the list sorts a
+search's matches, `keyset_page(sort_matches=True)`). Their expressions and predicates
+are written exactly as Django sends the search (`UPPER(split_part(...)::text) LIKE ...`,
 `split_part(...) > ''`, `"name"::text LIKE '%@%'`), so the planner matches them; ANALYZE
 gathers statistics on the domain expression, which tells the planner how common a
 domain is. The two partial indexes hold only the rare rows their predicates name.
