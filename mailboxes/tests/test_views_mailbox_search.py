@@ -220,3 +220,51 @@ def test_a_domain_search_is_said_on_the_mailbox_row_in_the_shape_of_its_indexes(
     plan = Mailbox.objects.filter(mailbox_contains("@contoso", vendor="postgresql")).values("id").explain()
     for index in ("mailbox_email_domain_prefix", "mailbox_email_more_at", "mailbox_name_with_at"):
         assert f"Bitmap Index Scan on {index}" in plan, plan
+
+
+# A search holding a "." (an address or its start) -------------------------------------------
+
+
+@pytest.fixture
+def dotted_rows(make_user, make_forward_mailbox):
+    make_user(full_name="Olivia King 12", email="olivia.king12@contoso.test")
+    make_user(full_name="Olivia King 13", email="o.king13@contoso.test")  # the name has no "."
+    make_forward_mailbox(name="Desk of olivia.king", email="desk@fabrikam.test")  # the name holds it
+    make_forward_mailbox(name="J. Smith", email="jsmith@fabrikam.test")
+    make_forward_mailbox(name="Mail for X.OLIVIA.KINGS", email="other@fabrikam.test")
+
+
+@pytest.mark.parametrize(
+    "q", ["olivia.king", "OLIVIA.KING", "j. sm", "a.k", "contoso.t", "s.olivia", "x.o_l"]
+)
+def test_a_search_with_a_dot_finds_exactly_what_contains_finds(sysadmin_client, dotted_rows, q):
+    assert found(sysadmin_client, q) == contains_reference(q)
+
+
+def test_a_search_with_a_dot_finds_it_in_names_and_addresses(sysadmin_client, dotted_rows):
+    assert found(sysadmin_client, "olivia.king") == [
+        "Desk of olivia.king",
+        "Mail for X.OLIVIA.KINGS",
+        "Olivia King 12",
+    ]
+
+
+def test_a_search_with_a_dot_runs_a_fixed_number_of_queries(
+    sysadmin_client, django_assert_num_queries, make_user
+):
+    for n in range(30):
+        make_user(full_name=f"Person {n}", email=f"person.{n}@contoso.test")
+    with django_assert_num_queries(6):  # as any search
+        response = sysadmin_client.get("/mailboxes/", {"view": "all", "q": "person."})
+    assert len(response.context["page"]) == 30
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's indexes (SQLite searches FTS5)")
+def test_a_search_with_a_dot_reads_names_through_the_index_of_names_with_a_dot(make_user):
+    make_user(email="olivia.king1@contoso.test")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")  # as on a million rows: bitmaps
+    plan = Mailbox.objects.filter(mailbox_contains("olivia.king", vendor="postgresql")).values("id").explain()
+    assert "Bitmap Index Scan on mailbox_search_name_with_dot" in plan, plan
+    assert "Bitmap Index Scan on mailbox_search_email_trgm" in plan, plan
