@@ -10,10 +10,14 @@ DATABASE_URL. Configuration (environment):
     EMAILS            emails to seed for /emails/ (default SIZE)
     UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
     BULK_RUNS         runs of Set Server Profile (default 3)
-    SCENARIOS         only these, comma-separated (list_pages, admin_changelist,
-                      load_test, bulk_set_server_profile, test_and_enable,
-                      test_and_enable_oauth, commands, emails_list);
+    SCENARIOS         only these, comma-separated (list_pages, contains_search_and_picker,
+                      admin_changelist, load_test, bulk_set_server_profile,
+                      test_and_enable, test_and_enable_oauth, commands — or one of
+                      its three: apply_config, export_config, rotate_encryption_keys —
+                      emails_list);
                       default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
+    BENCH_KEEP        a folder that keeps the seeded cluster and reuses it on the next
+                      run of the same SIZE (bench/keep.py): before/after on the same data.
 
 Every timing is the median (p50) of its runs; the list and its untuned comparison are
 measured in the same run, interleaved. A budget missed is a MISS in the table and exit
@@ -45,7 +49,10 @@ def configure() -> dict[str, str]:
     """The environment of the whole run: the production settings, keys made for the run."""
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("bench: DATABASE_URL must name a PostgreSQL database (run it with scripts/bench).")
-    first_key = Fernet.generate_key().decode()
+    from bench import keep
+
+    kept = keep.load()
+    first_key = kept.get("keys") or Fernet.generate_key().decode()
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "mailboxadmin.settings",
@@ -112,8 +119,9 @@ def main() -> int:
         from bench.oauth import test_and_enable_oauth
 
         rows += test_and_enable_oauth()
-    if wanted("commands"):
-        rows += scenarios.commands(env)
+    for command in ("apply_config", "export_config", "rotate_encryption_keys"):
+        if wanted("commands") or wanted(command):
+            rows += scenarios.commands(env, command)
     rows += load_rows
 
     from bench.report import render

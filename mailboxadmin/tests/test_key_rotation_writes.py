@@ -146,3 +146,29 @@ def test_a_refused_write_keeps_the_batches_before_it_and_a_second_run_finishes(
     assert "re-encrypted 16 with the first key" in out
     settings.FIELD_ENCRYPTION_KEYS = [new_key]
     assert {m.get_password() for m in Mailbox.objects.filter(pk__in=ids)} == {"Plain-Text-Secret-42"}
+
+
+@pytest.mark.django_db
+def test_a_password_set_while_its_batch_is_rotated_is_kept(mailboxes_with_passwords, settings):
+    """Between a batch's read and its write, an administrator sets one mailbox's password
+    (under the new first key): the rotation must not put the old password back."""
+    ids = mailboxes_with_passwords
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEYS]
+    changed_meanwhile = ids[4]
+    set_meanwhile = encryption.encrypt("Set-Meanwhile-8")
+    done = []
+
+    def set_password_first(execute, sql, params, many, context):
+        if not done and sql.startswith("UPDATE") and "password_ciphertext" in sql:
+            done.append(True)
+            Mailbox.objects.filter(pk=changed_meanwhile).update(password_ciphertext=set_meanwhile)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(set_password_first):
+        out = rotate("--batch-size", "10")
+
+    assert "20 stored passwords examined; re-encrypted 19 with the first key" in out
+    assert tokens()[changed_meanwhile] == set_meanwhile
+    passwords = {m.pk: m.get_password() for m in Mailbox.objects.filter(pk__in=ids)}
+    expected = {pk: "Plain-Text-Secret-42" for pk in ids} | {changed_meanwhile: "Set-Meanwhile-8"}
+    assert passwords == expected

@@ -1,6 +1,7 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import CharField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import GreaterThan, IStartsWith
 
 
 class MailboxSearchText(models.Model):
@@ -96,10 +97,45 @@ def mailbox_contains(q: str, *, vendor: str) -> Q:
     FTS5 trigram table above. A trigram index needs three characters: `q` must have them.
     """
     if vendor == "postgresql":
-        matches = MailboxSearchText.objects.filter(Q(name__icontains=q) | Q(email__icontains=q))
+        if q.startswith("@"):
+            return _domain_contains(q)
+        in_name = Q(name__icontains=q)
+        if "." in q:
+            # An address, or part of one ("olivia.king"). The trigram index splits words
+            # at the ".", so it would hand on every "Olivia King" by name, each read and
+            # refused; names holding a "." are few and have an index of their own
+            # (migration 0014), which PostgreSQL reads first, and when it holds none it
+            # skips the name's trigram index altogether.
+            in_name &= Q(name__contains=".")
+        matches = MailboxSearchText.objects.filter(in_name | Q(email__icontains=q))
         return Q(pk__in=matches.values("mailbox_id"))
     if vendor == "sqlite":
         phrase = '"' + q.replace('"', '""') + '"'  # a phrase matches its text anywhere
         matches = "SELECT rowid FROM mailboxes_mailbox_fts WHERE mailboxes_mailbox_fts MATCH %s"
         return Q(pk__in=RawSQL(matches, [f"{{name email}} : {phrase}"]))  # noqa: S611 (q is a parameter)
     return Q(name__icontains=q) | Q(email__icontains=q)
+
+
+def _address_part(number: int) -> Func:
+    """The text between an address's (number - 1)th and number-th "@" ('' when it has fewer)."""
+    return Func(F("email"), Value("@"), Value(number), function="split_part", output_field=CharField())
+
+
+def _domain_contains(q: str) -> Q:
+    """The same mailboxes as a "contains" search for `q`, a search that starts with "@"
+    (a domain, or its start), in a shape PostgreSQL serves from the mailbox table's own
+    indexes (migration 0014).
+
+    A domain matches many rows (one in fifty at a million), which the trigram index found
+    in a second table, each rechecked and joined back to its mailbox before the page's 50
+    were sorted out (176 ms). Said on the mailbox row, the matches come straight from an
+    index on the domain part of the mailbox table (3 ms for 19,000), then sorted. An address
+    contains "@X" exactly when the part after its first "@" starts with X, unless it has
+    more than one "@" (a quoted local part, rare: a partial index holds those); a name
+    contains it only if it has an "@" (rare too: another partial index).
+    """
+    return (
+        Q(IStartsWith(_address_part(2), q[1:]))
+        | (Q(GreaterThan(_address_part(3), "")) & Q(email__icontains=q))
+        | (Q(name__contains="@") & Q(name__icontains=q))
+    )
