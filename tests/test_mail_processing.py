@@ -656,3 +656,55 @@ def test_queries_per_pass_do_not_grow_with_the_messages(account, imap_profile, q
     # 4); recorded already?, the INSERT and what was stored (3).
     assert len(statements) == 17, "\n".join(sql[:100] for sql in statements)
     assert sum(sql.startswith("INSERT") and 'INTO "mailboxes_email"' in sql for sql in statements) == 1
+
+
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_an_oauth_profile_processes_too(
+    oauth_dovecot, oauth_server, make_user, no_approval_required, caplog, incoming
+):
+    """SPEC 7: the SASL user is the mailbox's address; the token from the token server."""
+    from serverprofiles import oauth
+    from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
+    from serverprofiles.services import profile_create
+
+    caplog.set_level(logging.DEBUG)
+    oauth.cache_clear()
+    with imap_admin(oauth_dovecot) as client:
+        client.select_folder("INBOX")
+        if uids := client.search(["ALL"]):
+            client.delete_messages(uids)
+            client.expunge()
+        client.append("INBOX", message(f"Over OAuth {incoming}"))
+    profile = EmailServerProfile(
+        name=f"OAuth processing {incoming}",
+        server_type=ServerType.IMAP_SMTP if incoming == "imap" else ServerType.POP3_SMTP,
+        incoming_server=oauth_dovecot.plain_host,
+        incoming_port=oauth_dovecot.imap_port if incoming == "imap" else oauth_dovecot.pop3_port,
+        incoming_ssl=False,
+        outgoing_server=LOOPBACK,
+        outgoing_port=25,
+        outgoing_ssl=False,
+        timeout_ms=3000,
+        allow_unencrypted_credentials=True,
+        incoming_auth=AuthenticationMethod.OAUTH2,
+        oauth_provider="other",
+        oauth_token_url=oauth_server.token_url,
+        oauth_client_id=oauth_server.client_id,
+        oauth_scope="https://outlook.office365.com/.default",
+    )
+    profile.set_oauth_client_secret(oauth_server.client_secret)
+    profile = profile_create(profile)
+    mailbox = make_user(email=MAIL_USERNAME).mailbox  # the SASL user: the mailbox's address
+    mailbox.server_profile = profile
+    mailbox.incoming_method = IncomingMethod.SERVER_SIDE_SYNC
+    mailbox = enabled(mailbox_save(mailbox))
+
+    try:
+        result = process_mailbox(mailbox)
+    finally:
+        oauth.cache_clear()
+
+    assert (result.recorded, result.cause) == (1, None), result
+    assert Email.objects.get(mailbox=mailbox).subject == f"Over OAuth {incoming}"
+    assert oauth_server.client_secret not in caplog.text
+    assert oauth_server.requests, "the token came from the token server"

@@ -42,7 +42,7 @@ import email.policy
 import imaplib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models.functions import Lower
@@ -425,6 +425,8 @@ class _IMAPPass:
         self.mailbox = run.mailbox
         self.handler = _Handler(run)
         self.deleting = self.mailbox.delete_after_processing
+        # INTERNALDATE with its zone, not turned into this machine's local time.
+        self.client.normalise_times = False
         capabilities = session.capabilities
         self.uidplus = "UIDPLUS" in capabilities
         self.move = "MOVE" in capabilities
@@ -575,8 +577,7 @@ class _IMAPPass:
 def _aware(moment) -> datetime | None:
     if not isinstance(moment, datetime):
         return None
-    # IMAPClient gives INTERNALDATE in local time without zone (normalise_times).
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 
 # POP3 ---------------------------------------------------------------------------------
