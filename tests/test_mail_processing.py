@@ -407,7 +407,7 @@ def test_forward_mailbox_without_deleting_remembers_and_records_nothing_twice(ac
     first = process_mailbox(forward)
     second = process_mailbox(forward)
 
-    assert (first.recorded, first.deleted, second.recorded) == (1, 0, 0), (first, second)
+    assert (first.recorded, first.deleted, second.fetched, second.recorded) == (1, 0, 0, 0), (first, second)
     assert account.subjects() == ["FW: forwarded"]
     assert Email.objects.filter(mailbox=alice).count() == 1
 
@@ -482,13 +482,18 @@ class CuttingProxy:
         self._listener.close()
 
 
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
 def test_server_drops_the_connection_mid_fetch_then_the_next_pass_records_each_once(
-    account, dovecot, make_test_server_profile, queue_mailbox
+    account, dovecot, make_test_server_profile, queue_mailbox, incoming, monkeypatch
 ):
-    proxy = CuttingProxy((dovecot.plain_host, dovecot.imap_port), limit=6000)
+    from mailboxes.processing import engine
+
+    monkeypatch.setattr(engine, "BODY_GROUP", 3)  # a group committed before the cut
+    port = dovecot.imap_port if incoming == "imap" else dovecot.pop3_port
+    proxy = CuttingProxy((dovecot.plain_host, port), limit=9000)
     try:
         profile = make_test_server_profile(
-            incoming="imap", incoming_server=LOOPBACK, incoming_port=proxy.port
+            incoming=incoming, incoming_server=LOOPBACK, incoming_port=proxy.port
         )
         mailbox = queue_mailbox(profile, delete_after_processing=True)
         for n in range(12):
@@ -501,15 +506,17 @@ def test_server_drops_the_connection_mid_fetch_then_the_next_pass_records_each_o
 
     assert first.cause and first.transient and first.failed == 1, first
     assert "Server error" in first.cause
+    assert 0 < first.recorded < 12, first  # cut in the middle, after a group was committed
     assert second.cause is None, second
     assert first.recorded + second.recorded == 12
     assert Email.objects.filter(mailbox=mailbox).count() == 12
     assert account.messages() == []
 
 
-def test_awkward_messages_are_recorded(account, imap_profile, own_mailbox, settings):
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_awkward_messages_are_recorded(account, make_test_server_profile, own_mailbox, settings, incoming):
     settings.MAIL_MAX_MESSAGE_SIZE = 20_000
-    mailbox = own_mailbox(imap_profile)
+    mailbox = own_mailbox(make_test_server_profile(incoming=incoming))
     broken_mime = (
         b"Subject: Broken MIME\r\nMessage-ID: <broken@example.org>\r\n"
         b"Content-Type: multipart/mixed; boundary=never-there\r\n\r\nno boundary at all\r\n"

@@ -452,7 +452,7 @@ class _IMAPPass:
             folder.save(update_fields=["uidvalidity", "last_uid"])
         self.folder = folder
         session.step = "listing new messages (UID SEARCH)"
-        if self.deleting or self.mailbox.is_forward:
+        if self.deleting:
             # Everything still here: what a failed pass left behind is found again.
             uids = sorted(self.client.search(["UNDELETED"]))
             self.high_water = None
