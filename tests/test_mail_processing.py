@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 
 from mailboxes.models import Email, FolderSync, IncomingMethod, Mailbox, MailboxAlert, SeenMessage
 from mailboxes.processing.engine import UNPROCESSED, process_mailbox
+from mailboxes.services.emails import message_text
 from mailboxes.services.mailboxes import mailbox_save
 from tests.fixtures.mailservers import LOOPBACK, MAIL_PASSWORD, MAIL_USERNAME, running_dovecot
 
@@ -541,6 +542,7 @@ def test_awkward_messages_are_recorded(account, make_test_server_profile, own_ma
     assert emails["Broken MIME"].raw.read() == broken_mime
     assert "Café crème € price" in emails, list(emails)
     assert emails["Café crème € price"].from_address == "Jörg <j@example.org>"
+    assert message_text(emails["Café crème € price"].raw.read()).strip() == "Body with € and é"
     assert "Grüße" in emails
     assert emails["Without Message-ID"].message_id == ""
     assert len(emails["Without Message-ID"].digest) == 64

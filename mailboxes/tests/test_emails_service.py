@@ -120,3 +120,25 @@ def test_a_group_goes_in_one_insert_and_duplicates_within_it_once(make_queue, dj
     assert len(inserted) == 5 and len(present) == 5
     assert Email.objects.filter(mailbox=mailbox, regarding_queue_id=mailbox.queue_id).count() == 5
     assert not os.path.exists(prepared[-1].raw.path)  # the duplicate's file removed
+
+
+@pytest.mark.parametrize(
+    "header, body, expected",
+    [
+        (
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n",
+            "Caf\xe9 cr\xe8me".encode("latin-1"),
+            "Café crème",
+        ),
+        (b"Content-Type: text/plain; charset=windows-1252\r\n", b"5 \x80 \x93quoted\x94", "5 € “quoted”"),
+        (b"", "Caf\xe9 \x80".encode("latin-1"), "Café €"),  # 8-bit, no charset declared
+        (b"Content-Type: text/plain; charset=x-unknown\r\n", "na\xefve".encode("latin-1"), "naïve"),
+        (b"Content-Type: text/plain; charset=utf-8\r\n", "Grüße".encode(), "Grüße"),
+    ],
+)
+def test_the_text_of_a_message_in_a_legacy_charset(header, body, expected):
+    from mailboxes.services.emails import message_text
+
+    raw = b"Subject: x\r\n" + header + b"Content-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n"
+
+    assert message_text(raw).strip() == expected
