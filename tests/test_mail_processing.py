@@ -717,3 +717,48 @@ def test_an_oauth_profile_processes_too(
     assert Email.objects.get(mailbox=mailbox).subject == f"Over OAuth {incoming}"
     assert oauth_server.client_secret not in caplog.text
     assert oauth_server.requests, "the token came from the token server"
+
+
+# Sessions on the connectors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_a_session_passes_the_callers_own_errors_through_and_raises_the_servers_as_session_failed(
+    dovecot, incoming
+):
+    from serverprofiles.connectors import Cause, Endpoint
+    from serverprofiles.connectors.dialogue import SessionFailed
+    from serverprofiles.connectors.imap import imap_session
+    from serverprofiles.connectors.pop3 import pop3_session
+
+    session = imap_session if incoming == "imap" else pop3_session
+    port = dovecot.imap_port if incoming == "imap" else dovecot.pop3_port
+
+    def endpoint(password):
+        return Endpoint(
+            incoming,
+            dovecot.plain_host,
+            port,
+            ssl=False,
+            username=MAIL_USERNAME,
+            password=password,
+            timeout=2,
+            allow_unencrypted_credentials=True,
+        )
+
+    with pytest.raises(LookupError, match="the caller's"):
+        with session(endpoint(MAIL_PASSWORD)):
+            raise LookupError("the caller's")
+    with pytest.raises(SessionFailed) as refused:
+        with session(endpoint("wrong-password")):
+            pytest.fail("a session that could not log in was opened")
+    assert refused.value.outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert "wrong-password" not in str(refused.value)
+    with session(endpoint(MAIL_PASSWORD)) as opened:
+        opened.renew()  # a new deadline for the next batch
+        opened.step = "counting"
+        if incoming == "imap":
+            assert "UIDPLUS" in opened.capabilities  # as announced after login
+            assert opened.client.select_folder("INBOX", readonly=True)[b"EXISTS"] >= 0
+        else:
+            assert opened.client.message_count() >= 0

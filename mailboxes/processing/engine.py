@@ -73,6 +73,7 @@ from serverprofiles.connectors.dialogue import SessionFailed
 from serverprofiles.connectors.imap import imap_session
 from serverprofiles.connectors.pop3 import pop3_session
 from serverprofiles.connectors.scrub import quote_reply
+from serverprofiles.oauth import mail_server_refused_token
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +151,6 @@ def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassRes
     except SessionFailed as exc:
         outcome = exc.outcome
         if endpoint.access_token and outcome.cause == Cause.AUTHENTICATION_FAILED:
-            from serverprofiles.oauth import mail_server_refused_token
-
             outcome = mail_server_refused_token(
                 outcome, provider=profile.oauth_provider, protocol=endpoint.protocol
             )
