@@ -762,3 +762,30 @@ def test_a_session_passes_the_callers_own_errors_through_and_raises_the_servers_
             assert opened.client.select_folder("INBOX", readonly=True)[b"EXISTS"] >= 0
         else:
             assert opened.client.message_count() >= 0
+
+
+def test_a_forward_mailboxs_queries_do_not_grow_with_messages_or_recipients(
+    account, forward_setup, make_user
+):
+    """Routing a group to many mailboxes: one lookup of the recipients' mailboxes, one
+    "recorded already?", one INSERT, whatever the number of originals and recipients."""
+    from mailboxes.models import ApprovalStatus
+
+    forward, alice, *_ = forward_setup(delete=True)
+
+    def pass_with(count: int) -> int:
+        users = [make_user().mailbox for _ in range(count)]
+        for user in users:
+            user.server_profile = forward.server_profile
+            user.incoming_method = IncomingMethod.FORWARD_MAILBOX
+            mailbox_save(user)
+        Mailbox.objects.filter(pk__in=[u.pk for u in users]).update(approval_status=ApprovalStatus.APPROVED)
+        for user in users:
+            account.append(forwarded(message(f"To {user.email}", to=user.email, cc=alice.email)))
+        with CaptureQueriesContext(connection) as queries:
+            result = process_mailbox(forward)
+        assert (result.recorded, result.deleted, result.unmatched) == (2 * count, count, 0), result
+        return len(queries)
+
+    pass_with(1)  # the first pass makes the profile's slots and the folder's sync
+    assert pass_with(3) == pass_with(15) == 11

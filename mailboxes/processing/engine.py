@@ -60,6 +60,7 @@ from mailboxes.services.emails import (
     message_parse,
     processing_alert,
     recorded_digests,
+    recorded_pairs,
 )
 from mailboxes.services.endpoints import mailbox_endpoint
 from serverprofiles.connection_cap import (
@@ -323,22 +324,27 @@ class _Handler:
         originals = {id(item): _originals(item.parsed) for item in group}
         every = [parsed for found in originals.values() for _raw, parsed in found]
         candidates = self._candidates({address for parsed in every for address in parsed.addresses()})
-        known: dict[int, set[str]] = {}  # per target mailbox: digests recorded already
+        routes = {  # per item: each original with its target mailboxes, or why none
+            id(item): [
+                (raw, parsed, *self._targets(parsed, candidates)) for raw, parsed in originals[id(item)]
+            ]
+            for item in group
+        }
+        target_ids = {
+            target.pk for found in routes.values() for *_o, targets, _r in found for target in targets
+        }
+        known = recorded_pairs(target_ids, {parsed.digest for parsed in every})
         for item in group:
-            found = originals[id(item)]
-            if not found:
+            if not routes[id(item)]:
                 item.unmatched = "it is not a forwarded message (it has no message/rfc822 attachment)"
                 continue
             reasons, prepared_all, wanted = [], True, []
-            for raw, parsed in found:
-                targets, reason = self._targets(parsed, candidates)
+            for raw, parsed, targets, reason in routes[id(item)]:
                 if not targets:
                     reasons.append(reason)
                 for target in targets:
-                    if target.pk not in known:
-                        known[target.pk] = recorded_digests(target.pk, (p.digest for p in every))
                     wanted.append((target.pk, parsed.digest))
-                    if parsed.digest not in known[target.pk]:
+                    if (target.pk, parsed.digest) not in known:
                         prepared_all &= self._prepare(target, item, raw, parsed, forward=self.mailbox)
             needs[id(item)] = wanted
             if not prepared_all:

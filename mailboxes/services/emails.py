@@ -282,6 +282,19 @@ def recorded_digests(mailbox_id: int, digests: Iterable[str]) -> set[str]:
     )
 
 
+def recorded_pairs(mailbox_ids: Iterable[int], digests: Iterable[str]) -> set[tuple[int, str]]:
+    """Which (mailbox, digest) pairs among these mailboxes and digests are recorded (one
+    query: a forward mailbox's group, routed to many mailboxes)."""
+    mailbox_ids, digests = set(mailbox_ids), set(digests)
+    if not mailbox_ids or not digests:
+        return set()
+    return set(
+        Email.objects.filter(mailbox_id__in=mailbox_ids, digest__in=digests).values_list(
+            "mailbox_id", "digest"
+        )
+    )
+
+
 def email_prepare(
     mailbox: Mailbox,
     raw: bytes,
