@@ -789,3 +789,24 @@ def test_a_forward_mailboxs_queries_do_not_grow_with_messages_or_recipients(
 
     pass_with(1)  # the first pass makes the profile's slots and the folder's sync
     assert pass_with(3) == pass_with(15) == 11
+
+
+def test_no_free_connection_is_skipped_for_now_not_failed(account, imap_profile, own_mailbox):
+    from serverprofiles.connection_cap import connection_slot
+
+    mailbox = own_mailbox(imap_profile)
+    imap_profile.max_connections = 1
+    imap_profile.save()
+    account.append(message("Waiting"))
+
+    with connection_slot(imap_profile):  # Test & Enable, or another worker, holds the one
+        result = process_mailbox(mailbox, slot_wait=0.2)
+
+    assert (result.skipped, result.transient, result.failed, result.pass_failed) == (
+        "every connection the server profile allows is in use",
+        True,
+        0,
+        False,
+    )
+    assert "Maximum Concurrent" in result.cause
+    assert process_mailbox(mailbox).recorded == 1

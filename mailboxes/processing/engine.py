@@ -112,11 +112,19 @@ class SlotLost(Exception):
     """The connection slot's lease ran out and another process took it."""
 
 
-def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassResult:
+def process_mailbox(
+    mailbox: Mailbox, *, now: datetime | None = None, slot_wait: float | None = None
+) -> PassResult:
     """One pass over `mailbox`. A mailbox that is not processed (eligibility) comes back
     with `skipped` and `cause` saying why, failed=0, transient=False: not a failure of the
-    server. Every failure of the server or the connection comes back in `cause` (A4's
-    words, never a secret), `transient` telling the scheduler whether to back off and retry."""
+    server. One whose profile had no free connection within `slot_wait` seconds (default:
+    connection_cap's wait limit) comes back skipped with transient=True. Every failure of
+    the server or the connection comes back in `cause` (A4's words, never a secret),
+    failed=1, `transient` telling the scheduler whether to back off and retry (timeout,
+    refused, a dropped connection, a server error) or count a permanent failure
+    (authentication, a refused token, a password entered for another server, the folder
+    refused: "mailbox gone"). `now`: the time recorded as received for mail whose
+    headers say none."""
     result = PassResult(mailbox=mailbox.email)
     org = OrganizationSettings.load()
     reason = not_processed_reason(mailbox, org)
@@ -133,7 +141,7 @@ def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassRes
     profile = mailbox.server_profile
     lease = connection_slot_lease(profile)
     try:
-        with connection_slot(profile, lease=lease) as held:
+        with connection_slot(profile, lease=lease, wait=slot_wait) as held:
 
             def renew():
                 if held is not None and connection_slot_renew(held, lease) is None:
@@ -163,7 +171,7 @@ def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassRes
         )
         return _failed(result, outcome, transient=False)
     except NoConnectionSlot as exc:
-        result.failed += 1
+        result.skipped = "every connection the server profile allows is in use"
         result.cause = f"Not processed now: {exc}"
         result.transient = True
     except SlotLost:
