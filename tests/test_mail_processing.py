@@ -277,6 +277,9 @@ def test_imap_uidvalidity_change_rescans_without_duplicates(account, dovecot, im
     assert folder.uidvalidity != before
     assert (result.fetched, result.recorded, result.failed) == (4, 1, 0), result
     assert Email.objects.filter(mailbox=mailbox).count() == 4
+    assert MailboxAlert.objects.filter(
+        mailbox=mailbox, severity="information", message__contains="UIDVALIDITY"
+    ).exists()
 
 
 # Own mailboxes: POP3 ------------------------------------------------------------------
@@ -530,14 +533,17 @@ def test_awkward_messages_are_recorded(account, make_test_server_profile, own_ma
     encoded = message("=?iso-8859-1?q?Gr=FC=DFe?=", message_id="<encoded@example.org>")
     no_id = message("Without Message-ID", message_id=None)
     large = message("Too large", body="y" * 30_000 + "\n")
-    for raw in (broken_mime, legacy, encoded, no_id, large):
+    # Past poplib's usual 2,048 bytes a line.
+    one_line = b"Subject: One long line\r\nMessage-ID: <long@example.org>\r\n\r\n" + b"z" * 15_000 + b"\r\n"
+    for raw in (broken_mime, legacy, encoded, no_id, large, one_line):
         account.append(raw)
     account.append(message("After the broken one"))
 
     result = process_mailbox(mailbox)
 
-    assert (result.fetched, result.recorded, result.failed) == (6, 6, 0), result
+    assert (result.fetched, result.recorded, result.failed) == (7, 7, 0), result
     emails = {e.subject: e for e in Email.objects.filter(mailbox=mailbox)}
+    assert b"z" * 15_000 in emails["One long line"].raw.read()
     assert emails["Broken MIME"].malformed
     assert emails["Broken MIME"].raw.read() == broken_mime
     assert "Café crème € price" in emails, list(emails)

@@ -147,13 +147,13 @@ def process_mailbox(
                 if held is not None and connection_slot_renew(held, lease) is None:
                     raise SlotLost
 
+            largest = settings.MAIL_MAX_MESSAGE_SIZE + LITERAL_MARGIN
             if endpoint.protocol == "imap":
-                literal = settings.MAIL_MAX_MESSAGE_SIZE + LITERAL_MARGIN
-                with imap_session(endpoint, max_literal=literal) as session:
+                with imap_session(endpoint, max_literal=largest) as session:
                     session.on_renew = renew
                     _IMAPPass(run, session).process()
             else:
-                with pop3_session(endpoint) as session:
+                with pop3_session(endpoint, max_line=largest) as session:
                     session.on_renew = renew
                     _POP3Pass(run, session).process()
                 result.deleted += run.pop3_deleted  # carried out by the server at QUIT
@@ -463,6 +463,11 @@ class _IMAPPass:
             # being recorded twice.
             folder.uidvalidity, folder.last_uid = uidvalidity, 0
             folder.save(update_fields=["uidvalidity", "last_uid"])
+            self.run.alert(
+                AlertSeverity.INFORMATION,
+                f"The server renumbered {INBOX} (its UIDVALIDITY changed): it is read again from the "
+                "start; messages recorded before are not recorded twice.",
+            )
         self.folder = folder
         session.step = "listing new messages (UID SEARCH)"
         if self.deleting:
