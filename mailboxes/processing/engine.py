@@ -113,7 +113,11 @@ class SlotLost(Exception):
 
 
 def process_mailbox(
-    mailbox: Mailbox, *, now: datetime | None = None, slot_wait: float | None = None
+    mailbox: Mailbox,
+    *,
+    now: datetime | None = None,
+    slot_wait: float | None = None,
+    org: OrganizationSettings | None = None,
 ) -> PassResult:
     """One pass over `mailbox`. A mailbox that is not processed (eligibility) comes back
     with `skipped` and `cause` saying why, failed=0, transient=False: not a failure of the
@@ -124,9 +128,13 @@ def process_mailbox(
     refused, a dropped connection, a server error) or count a permanent failure
     (authentication, a refused token, a password entered for another server, the folder
     refused: "mailbox gone"). `now`: the time recorded as received for mail whose
-    headers say none."""
+    headers say none. `org`: the organisation's settings, when the caller has them loaded.
+
+    The pass alerts about messages (could not be recorded or parsed, headers only,
+    unmatched); its own failure is returned, not alerted: the scheduler records it (the
+    error alert, the back-off, disabling after repeated failures)."""
     result = PassResult(mailbox=mailbox.email)
-    org = OrganizationSettings.load()
+    org = org or OrganizationSettings.load()
     reason = not_processed_reason(mailbox, org)
     if reason is None and mailbox.server_profile.incoming_protocol not in ("imap", "pop3"):
         reason = "its server profile's incoming server is not IMAP or POP3"
