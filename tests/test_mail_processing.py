@@ -816,3 +816,20 @@ def test_no_free_connection_is_skipped_for_now_not_failed(account, imap_profile,
     )
     assert "Maximum Concurrent" in result.cause
     assert process_mailbox(mailbox).recorded == 1
+
+
+def test_forward_mailbox_an_original_for_an_inactive_mailbox_goes_to_unprocessed(account, forward_setup):
+    forward, alice, bob, *_ = forward_setup()
+    Mailbox.objects.filter(pk=bob.pk).update(state=Mailbox.State.INACTIVE)
+    account.append(forwarded(message("For the inactive one", to=bob.email)))
+    account.append(forwarded(message("For Alice, not the inactive one", to=alice.email, cc=bob.email)))
+
+    result = process_mailbox(forward)
+
+    assert (result.recorded, result.unmatched) == (1, 1), result
+    assert Email.objects.get().mailbox_id == alice.pk
+    assert account.subjects(UNPROCESSED) == ["FW: forwarded"]
+    assert (
+        MailboxAlert.objects.filter(mailbox=forward, message__contains=f"{bob.email} is inactive").count()
+        == 1
+    )
