@@ -833,3 +833,27 @@ def test_forward_mailbox_an_original_for_an_inactive_mailbox_goes_to_unprocessed
         MailboxAlert.objects.filter(mailbox=forward, message__contains=f"{bob.email} is inactive").count()
         == 1
     )
+
+
+def test_a_session_reads_a_search_answer_longer_than_a_greeting_may_be(account, dovecot):
+    """UID SEARCH answers every UID in one line: past 64 KiB for a folder of 14,000."""
+    from serverprofiles.connectors import Endpoint
+    from serverprofiles.connectors.imap import imap_session
+
+    tiny = [b"Subject: t\r\n\r\nx\r\n"] * 14_000
+    with imap_admin(dovecot) as client:
+        client.multiappend("INBOX", tiny)
+    endpoint = Endpoint(
+        "imap",
+        dovecot.plain_host,
+        dovecot.imap_port,
+        ssl=False,
+        username=MAIL_USERNAME,
+        password=MAIL_PASSWORD,
+        timeout=10,
+        allow_unencrypted_credentials=True,
+    )
+
+    with imap_session(endpoint) as session:
+        session.client.select_folder("INBOX", readonly=True)
+        assert len(session.client.search(["ALL"])) == 14_000
