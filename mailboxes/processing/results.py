@@ -22,11 +22,18 @@ class PassResult:
     failed: int = 0
     cause: str | None = None
     transient: bool = False
+    # Not processed this time, and no failure of the server: `cause` says why for the
+    # command's output, `failed` stays 0. With transient=False the mailbox is not to be
+    # processed at all (not_processed_reason: inactive, not approved, not enabled...);
+    # with transient=True every connection its profile allows was in use (Maximum
+    # Concurrent Connections) for as long as the pass could wait: try again soon, and
+    # do not count it towards Disable Mailbox After Failures.
+    skipped: str | None = None
 
     @property
     def pass_failed(self) -> bool:
-        """The pass itself failed (as opposed to some of its messages)."""
-        return self.cause is not None
+        """The pass itself failed (as opposed to some of its messages, or being skipped)."""
+        return self.cause is not None and self.skipped is None
 
     def as_json(self) -> dict:
         return {
