@@ -4,20 +4,17 @@ Read from the "emails" storage when the page is opened. Nothing here renders the
 HTML: an HTML-only message is shown as the text of its HTML, which the page escapes.
 """
 
-import email
-import email.policy
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from html.parser import HTMLParser
 
 from mailboxes.models import Email
+from mailboxes.services.emails import message_body
 
 MISSING_RAW_MESSAGE = (
     "The raw message of this email is missing from the email storage: "
     "its text and attachments cannot be shown or downloaded."
 )
 HEADERS_ONLY_NOTE = "This message was over the size limit: only its headers were kept."
-UNREADABLE_BODY = "The text of this message could not be read."
 
 
 @dataclass
@@ -78,53 +75,19 @@ def html_to_text(html: str) -> str:
     return parser.text()
 
 
-def _part_text(part: EmailMessage) -> str:
-    """A text part decoded: by its charset, else as UTF-8 with the undecodable marked."""
-    try:
-        return part.get_content()
-    except (LookupError, UnicodeError, AssertionError, KeyError, ValueError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", errors="replace")
-
-
-def _is_attachment(part: EmailMessage) -> bool:
-    return part.get_content_disposition() == "attachment" or bool(part.get_filename())
-
-
-def _attachments(message: EmailMessage) -> list[Attachment]:
-    """Every attachment of `message`, a forwarded message counted as one (not opened)."""
-    found = []
-    for part in message.iter_parts():
-        if _is_attachment(part):
-            if part.get_content_maintype() == "message":
-                size = len(part.as_bytes())
-            else:
-                payload = part.get_payload(decode=True)
-                size = len(payload) if isinstance(payload, bytes) else 0
-            found.append(Attachment(part.get_filename() or "(no name)", part.get_content_type(), size))
-        elif part.is_multipart():
-            found.extend(_attachments(part))
-    return found
-
-
 def read_email_content(record: Email) -> EmailContent:
-    """The text and the attachments of `record`'s raw message, or a note saying why not."""
+    """The text of `record`'s raw message and its attachments (as mail processing listed
+    them when it recorded the message), or a note saying why the text is not shown."""
+    attachments = [
+        Attachment(item.get("name") or "(no name)", item.get("type", ""), item.get("size", 0))
+        for item in record.attachments
+    ]
     try:
         with record.raw.open("rb") as raw:
-            message = email.message_from_binary_file(raw, policy=email.policy.default)
+            data = raw.read()
     except (OSError, ValueError):  # missing from the storage (ValueError: no file at all)
         return EmailContent(note=MISSING_RAW_MESSAGE)
     if record.headers_only:
         return EmailContent(note=HEADERS_ONLY_NOTE)
-    try:
-        body = message.get_body(preferencelist=("plain", "html"))
-        if body is None:
-            text = ""
-        elif body.get_content_subtype() == "html":
-            text = html_to_text(_part_text(body))
-        else:
-            text = _part_text(body)
-        attachments = _attachments(message)
-    except Exception:  # noqa: BLE001 — a malformed message must still show its headers
-        return EmailContent(note=UNREADABLE_BODY)
-    return EmailContent(text=text, attachments=attachments)
+    text, subtype = message_body(data)
+    return EmailContent(text=html_to_text(text) if subtype == "html" else text, attachments=attachments)

@@ -246,27 +246,34 @@ def _raw_message_id(raw: bytes) -> str:
 
 
 def message_text(raw: bytes) -> str:
-    """A message's text for reading (the Email page): its text/plain body (else its HTML
-    one, as it is), decoded by its declared charset; 8-bit text that declares none, or a
-    charset Python does not know, is read as UTF-8, else windows-1252."""
+    """A message's text body (text/plain, else its HTML as it is); see message_body."""
+    return message_body(raw)[0]
+
+
+def message_body(raw: bytes) -> tuple[str, str]:
+    """A message's body for reading (the Email page) and its subtype ("plain" or "html";
+    "" when it has none): the text/plain body, else the HTML one, decoded by its declared
+    charset; 8-bit text that declares none, or a charset Python does not know, is read as
+    UTF-8, else windows-1252."""
     try:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain", "html"))
         if body is None:
-            return ""
+            return "", ""
         data = body.get_payload(decode=True) or b""
     except Exception as exc:
         logger.info("A message's text could not be read: %s", type(exc).__name__)
-        return ""
+        return "", ""
+    subtype = body.get_content_subtype()
     declared = body.get_content_charset()
     for charset in (declared, "utf-8", FALLBACK_CHARSET):
         if not charset:
             continue
         try:
-            return _safe(data.decode(charset))
+            return _safe(data.decode(charset)), subtype
         except (LookupError, UnicodeDecodeError):
             continue
-    return _safe(data.decode(FALLBACK_CHARSET, "replace"))
+    return _safe(data.decode(FALLBACK_CHARSET, "replace")), subtype
 
 
 # Recording ----------------------------------------------------------------------------
