@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef
 
 from mailboxadmin.admin_tools import (
+    ServiceModelAdmin,
     ServiceModelForm,
     VersionedFormMixin,
     WriteOnlyPasswordsMixin,
@@ -10,7 +11,6 @@ from mailboxadmin.admin_tools import (
     delete_selected,
     password_field,
 )
-from mailboxes.admin.base import ServiceAdmin
 from mailboxes.models import Mailbox, OrganizationSettings
 from mailboxes.services.organization import may_change_organization_settings
 from mailboxes.services.testing import schedule_mailbox_tests
@@ -108,7 +108,7 @@ def rebind_passwords(modeladmin, request, queryset):
 
 
 @admin.register(EmailServerProfile)
-class EmailServerProfileAdmin(ServiceAdmin):
+class EmailServerProfileAdmin(ServiceModelAdmin):
     form = ServerProfileForm
     list_display = (
         "name",

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mailboxes.models import Mailbox, MailboxAlert, TestStatus
-from mailboxes.services.testing import mailbox_test_and_enable, profile_test_connection, run_mailbox_tests
+from mailboxes.services.testing import mailbox_test_and_enable, run_mailbox_tests
 from serverprofiles import oauth
+from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
 from serverprofiles.services import profile_create

@@ -8,8 +8,6 @@ Entry points (views, admin actions, commands) call:
   profile's active mailboxes.
 - `run_mailbox_tests(mailbox_ids, actor=)`: test many now, at most the profile's Maximum
   Concurrent Connections at a time (what the task and the `test_mailboxes` command run).
-- `profile_test_connection(profile, incoming_password=, outgoing_password=)`: test the
-  values of a server profile form before they are saved.
 
 Every connection holds one of its profile's connection slots (serverprofiles/
 connection_cap.py), so Maximum Concurrent Connections holds across every process and
@@ -33,7 +31,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from django.contrib.admin.models import CHANGE
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -101,7 +99,8 @@ SLOT_POLL = 0.1
 
 
 def can_test_mailboxes(user) -> bool:
-    """May `user` run Test & Enable (and a profile's Test Connection)?"""
+    """May `user` run Test & Enable (and a profile's Test Connection,
+    serverprofiles/connection_tests.py)?"""
     return bool(user is not None and user.is_active and user.has_perm(TEST_PERMISSION))
 
 
@@ -143,16 +142,6 @@ class MailboxTestResult:
             if outcome is not None and not outcome.ok and outcome.message not in messages:
                 messages.append(outcome.message)
         return messages
-
-
-@dataclass(frozen=True)
-class ProfileConnectionResult:
-    incoming: Outcome
-    outgoing: Outcome
-
-    @property
-    def ok(self) -> bool:
-        return self.incoming.ok and self.outgoing.ok
 
 
 # Planning a mailbox's test (database work, in the calling thread) ---------------------
@@ -707,124 +696,3 @@ def profile_schedule_tests(profile: EmailServerProfile, actor=None):
         test_scheduled_on=timezone.now(), version=F("version") + 1, modified_on=timezone.now()
     )
     return run_profile_tests_task.enqueue(profile.pk, actor.pk if actor is not None else None)
-
-
-def profile_test_connection(
-    profile: EmailServerProfile,
-    *,
-    incoming_password: str | None = None,
-    outgoing_password: str | None = None,
-    actor=None,
-) -> ProfileConnectionResult:
-    """Test Connection: try a profile's values as the form holds them, before saving.
-
-    A blank password means the stored one. The profile's own credentials are used
-    where it has them (Credentials Specified in Email Server Profile); otherwise the
-    test connects and secures the connection without logging in. Nothing is saved.
-    Raises ValidationError (on the form's field names) for values that cannot be tried.
-    """
-    if actor is not None:
-        check_can_test_mailboxes(actor)
-    _validate_connection_fields(profile)
-    incoming_credentials = _profile_credentials(profile, "incoming", incoming_password)
-    if profile.use_same_settings_for_outgoing:
-        outgoing_credentials = incoming_credentials
-    else:
-        outgoing_credentials = _profile_credentials(profile, "outgoing", outgoing_password)
-    outcomes = []
-    for direction, credentials, check in (
-        ("incoming", incoming_credentials, check_incoming),
-        ("outgoing", outgoing_credentials, check_outgoing),
-    ):
-        if profile.oauth_for(direction):
-            outcomes.append(_oauth_connection_test(profile, direction, check))
-            continue
-        if isinstance(credentials, Outcome):
-            outcomes.append(credentials)
-            continue
-        endpoint = _endpoint(profile, direction, *credentials)
-        outcomes.append(
-            _check_within_cap(profile, check, endpoint) if isinstance(endpoint, Endpoint) else endpoint
-        )
-    return ProfileConnectionResult(*outcomes)
-
-
-def _oauth_connection_test(profile: EmailServerProfile, direction: str, check) -> Outcome:
-    """Test Connection of an OAuth profile: ask the token endpoint for a token (its client
-    ID, secret and permissions), then connect and secure the mail server. There is no
-    mailbox to log in as; Test & Enable logs in as each one. Google's token acts for the
-    profile's owner, when it has one."""
-    owner = profile.owner if profile.owner_id else None
-    token = profile_access_token(profile, subject=getattr(owner, "email", "") or "")
-    if isinstance(token, Outcome):
-        return token
-    endpoint = _endpoint(profile, direction, "", None)
-    if isinstance(endpoint, Outcome):
-        return endpoint
-    outcome = _check_within_cap(profile, check, endpoint)
-    if not outcome.ok:
-        return outcome
-    return Outcome.success(f"{outcome.message} The token endpoint issued an access token.")
-
-
-def _check_within_cap(profile: EmailServerProfile, check, endpoint: Endpoint) -> Outcome:
-    """One Test Connection check, holding one of the saved profile's connection slots."""
-    try:
-        with connection_slot(profile, lease=connection_slot_lease(profile)):
-            return check(endpoint)
-    except NoConnectionSlot as exc:
-        return Outcome.failure(Cause.TIMED_OUT, str(exc))
-
-
-def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str | None):
-    """(user name, password typed or stored password with its binding), or an Outcome."""
-    auth = profile.incoming_auth if direction == "incoming" else profile.outgoing_auth
-    if auth != AuthenticationMethod.PROFILE_CREDENTIALS:
-        return "", None
-    username = profile.incoming_username if direction == "incoming" else profile.outgoing_username
-    if typed:
-        return username, typed
-    ciphertext = getattr(profile, f"{direction}_password_ciphertext")
-    if not ciphertext and profile.pk:
-        ciphertext = (
-            EmailServerProfile.objects.filter(pk=profile.pk)
-            .values_list(f"{direction}_password_ciphertext", flat=True)
-            .first()
-            or ""
-        )
-    try:
-        record = f'email server profile "{profile.name}" ({direction})'
-        password = encryption.decrypt_bound(ciphertext, record=record)
-    except CredentialDecryptionError as exc:
-        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
-    if not username or not password.secret:
-        return Outcome.failure(
-            Cause.AUTHENTICATION_FAILED,
-            f"the profile has no {'user name' if not username else 'password'} for {direction} "
-            'connections, and it authenticates with "Credentials Specified in Email Server Profile". '
-            "Enter it and test again.",
-        )
-    return username, password
-
-
-def _validate_connection_fields(profile: EmailServerProfile) -> None:
-    """The values a connection needs, checked as the form would (P5, P6)."""
-    from mailboxadmin.validators import is_host_name
-
-    connection_fields = {"incoming_server", "outgoing_server", "incoming_port", "outgoing_port", "timeout_ms"}
-    errors: dict[str, list[str]] = {}
-    try:
-        profile.clean_fields(
-            exclude=[f.name for f in profile._meta.fields if f.name not in connection_fields]
-        )
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
-    if profile.locations_are_host_names:  # Exchange Online too (SPEC 7)
-        for name in ("incoming_server", "outgoing_server"):
-            if name not in errors and not is_host_name((getattr(profile, name) or "").strip()):
-                label = profile._meta.get_field(name).verbose_name
-                errors[name] = [
-                    f"{label} must be a host name (imap.contoso.com), without scheme, port or path."
-                ]
-    if errors:
-        raise ValidationError(errors)

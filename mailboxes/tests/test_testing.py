@@ -27,10 +27,10 @@ from mailboxes.services.testing import (
     check_can_test_mailboxes,
     mailbox_test_and_enable,
     profile_schedule_tests,
-    profile_test_connection,
     run_mailbox_tests,
     schedule_mailbox_tests,
 )
+from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
 from tests.fixtures.mailservers import MAIL_PASSWORD, MAIL_USERNAME

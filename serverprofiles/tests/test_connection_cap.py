@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mailboxes.services import testing
-from serverprofiles import connection_cap
+from serverprofiles import connection_cap, connection_tests
 from serverprofiles.connection_cap import (
     NoConnectionSlot,
     connection_slot,
@@ -161,9 +161,9 @@ def test_test_connection_waits_for_a_slot_and_contacts_nothing_without_one(
     held = connection_slot_claim(profile)
     monkeypatch.setattr(connection_cap, "connection_slot_wait_limit", lambda profile: 0.2)
 
-    refused = testing.profile_test_connection(profile)
+    refused = connection_tests.profile_test_connection(profile)
     connection_slot_release(held)
-    tested = testing.profile_test_connection(profile)
+    tested = connection_tests.profile_test_connection(profile)
 
     assert refused.incoming.cause == refused.outgoing.cause == Cause.TIMED_OUT
     assert tested.ok, (tested.incoming.message, tested.outgoing.message)
