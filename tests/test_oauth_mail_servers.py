@@ -249,7 +249,7 @@ def test_a_stored_secret_is_not_sent_to_another_token_url(make_oauth_profile, oa
 
     result = mailbox_test_and_enable(mailbox)
 
-    assert result.outcomes["incoming"].cause == Cause.PASSWORD_FOR_ANOTHER_SERVER
+    assert result.outcomes["incoming"].cause == Cause.SECRET_FOR_ANOTHER_TOKEN_URL
     assert oauth_server.requests["/token"] == 0
 
 
