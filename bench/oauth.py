@@ -28,17 +28,21 @@ BUDGET = 2.5  # seconds, as for password logins
 
 def _token_server(tokens_file: Path):
     """The suite's token server, writing each app-only token it issues into `tokens_file`
-    as the password of every mailbox in its `mailboxes` (the app's permission)."""
+    as the password of every mailbox in its `mailboxes` (the app's permission). Each
+    mailbox opens the one INBOX at `mail` (Dovecot would otherwise create a thousand
+    mail folders at their first logins: the test server's cost, not the product's)."""
     from tests.fixtures.oauth_server import OAuthServer
 
     class TokensToFile(OAuthServer):
         mailboxes: list[str] = []
+        mail: str = ""
 
         def issue_token(self, username=None, **kwargs) -> str:
             token = super().issue_token(username, **kwargs)
             users = self.mailboxes if username is None else [username]
             written = tokens_file.with_suffix(".new")
-            written.write_text("".join(f"{user.lower()}:{{PLAIN}}{token}::::::\n" for user in users))
+            extra = f"userdb_mail=sdbox:{self.mail}" if self.mail else ""
+            written.write_text("".join(f"{user.lower()}:{{PLAIN}}{token}::::::{extra}\n" for user in users))
             written.chmod(0o644)
             written.replace(tokens_file)  # whole or not at all, for the servers reading it
             return token
@@ -136,6 +140,7 @@ def test_and_enable_oauth() -> list[Row]:
             .values_list("pk", flat=True)[:count]
         )
         # Each mailbox logs in as its own address with the profile's app-only token.
+        token_server.mail = str(dovecot.directory / "mail" / dovecot.username)
         token_server.mailboxes = list(Mailbox.objects.filter(pk__in=ids).values_list("email", flat=True))
         Mailbox.objects.filter(pk__in=ids).update(
             server_profile=profile,
