@@ -114,25 +114,30 @@ class WriteOnlyPasswordField(forms.CharField):
         super().__init__(**kwargs)
 
 
-def apply_write_only_password(form, *, field: str, clear_field: str, setter, clear) -> None:
-    """Put a write-only password from `form` on its instance, in form.clean().
+def apply_write_only_password(
+    form, *, field: str, clear_field: str, setter, clear, noun: str = "password"
+) -> None:
+    """Put a write-only password (or another secret, called `noun` in messages: "client
+    secret") from `form` on its instance, in form.clean().
 
     Empty input keeps the stored password; the clear checkbox removes it. This runs
     before the model's own validation, so a rule that needs a password sees the new one.
     """
     password = form.cleaned_data.get(field)
     if password and form.cleaned_data.get(clear_field):
-        form.add_error(clear_field, "Enter a new password or clear the stored one, not both.")
+        form.add_error(clear_field, f"Enter a new {noun} or clear the stored one, not both.")
     elif password:
         setter(password)
     elif form.cleaned_data.get(clear_field):
         clear()
 
 
-def password_help(has_password: bool, help_text: str) -> str:
+def password_help(has_password: bool, help_text: str, noun: str = "password") -> str:
+    """A write-only input's help: whether a secret is stored, called what it is ("A client
+    secret is set."; an OAuth client secret or key is no password)."""
     if has_password:
-        return f"A password is set. {help_text} Leave empty to keep it."
-    return f"No password is set. {help_text}"
+        return f"A {noun} is set. {help_text} Leave empty to keep it."
+    return f"No {noun} is set. {help_text}"
 
 
 class DateTimeLocalInput(forms.DateTimeInput):

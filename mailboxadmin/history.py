@@ -13,6 +13,8 @@ _FIELD_LABELS = {
     "password_ciphertext": "Password",
     "incoming_password_ciphertext": "Password (incoming)",
     "outgoing_password_ciphertext": "Password (outgoing)",
+    "oauth_client_secret_ciphertext": "Client Secret",
+    "oauth_service_account_key_ciphertext": "Service Account Key",
 }
 
 

@@ -5,8 +5,8 @@ from django_tasks import task
 
 from mailboxes.models import Mailbox, User
 from mailboxes.services.bulk_jobs import bulk_job_run
-from mailboxes.services.connection_tests import profile_connection_test_run
 from mailboxes.services.testing import run_mailbox_tests
+from serverprofiles.connection_tests import profile_connection_test_run
 
 
 def _actor(actor_id: int | None):

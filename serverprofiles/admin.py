@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef
 
 from mailboxadmin.admin_tools import (
+    ServiceModelAdmin,
     ServiceModelForm,
     VersionedFormMixin,
     WriteOnlyPasswordsMixin,
@@ -10,10 +11,10 @@ from mailboxadmin.admin_tools import (
     delete_selected,
     password_field,
 )
-from mailboxes.admin.base import ServiceAdmin
 from mailboxes.models import Mailbox, OrganizationSettings
 from mailboxes.services.organization import may_change_organization_settings
 from mailboxes.services.testing import schedule_mailbox_tests
+from serverprofiles.forms import SECRET_HELP, SECRET_NOUNS
 from serverprofiles.models import EmailServerProfile
 from serverprofiles.services import (
     ProfileInUseError,
@@ -39,6 +40,8 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
     clear_oauth_client_secret = clear_password_field("Clear client secret")
     oauth_service_account_key = password_field("Service Account Key")
     clear_oauth_service_account_key = clear_password_field("Clear service account key")
+    write_only_nouns = SECRET_NOUNS
+    write_only_help = SECRET_HELP
     write_only_passwords = {
         "oauth_client_secret": (
             "set_oauth_client_secret",
@@ -95,20 +98,23 @@ def test_and_enable_mailboxes(modeladmin, request, queryset):
 
 
 @admin.action(
-    permissions=["administer_credentials"], description="Re-bind stored passwords to the current server"
+    permissions=["administer_credentials"],
+    description="Re-bind stored passwords and OAuth secrets to the current servers",
 )
 def rebind_passwords(modeladmin, request, queryset):
     """SPEC 9: a System Administrator vouches that the profiles' current servers are the
-    ones their stored passwords were entered for."""
+    ones their stored passwords (and the Token URL the one their OAuth secret) were entered
+    for."""
     count = profiles_rebind_passwords(queryset.values_list("pk", flat=True), actor=request.user)
     modeladmin.message_user(
         request,
-        f"Stored passwords of {count} profile{'s' if count != 1 else ''} re-bound to their current servers.",
+        f"Stored passwords and OAuth secrets of {count} profile{'s' if count != 1 else ''} re-bound to "
+        "their current servers.",
     )
 
 
 @admin.register(EmailServerProfile)
-class EmailServerProfileAdmin(ServiceAdmin):
+class EmailServerProfileAdmin(ServiceModelAdmin):
     form = ServerProfileForm
     list_display = (
         "name",

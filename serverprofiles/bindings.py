@@ -63,15 +63,16 @@ def token_url_destination(url: str) -> Destination:
     return Destination(normalized, None, TOKEN_URL)
 
 
-def oauth_binding_refusal(bound: BoundSecret, token_url: str) -> Outcome | None:
-    """None when the OAuth secret `bound` may be sent to `token_url`, else why not."""
+def oauth_binding_refusal(bound: BoundSecret, token_url: str, noun: str = "client secret") -> Outcome | None:
+    """None when the OAuth secret `bound` (a client secret, or Google's service account
+    key: `noun`) may be sent to `token_url`, else why not."""
     target = token_url_destination(token_url)
     if bound.allows(target):
         return None
     entered_for = " and ".join(str(d) for d in bound.destinations or ()) or "no token URL"
     return Outcome.failure(
-        Cause.PASSWORD_FOR_ANOTHER_SERVER,
-        f"the stored client secret was entered for {entered_for}; enter it again to use it with "
+        Cause.SECRET_FOR_ANOTHER_TOKEN_URL,
+        f"the stored {noun} was entered for {entered_for}; enter it again to use it with "
         f"{target}. Nothing was sent.",
     )
 

@@ -6,14 +6,17 @@ Connection, later mail processing) first claims one of the profile's slots:
     with connection_slot(profile):
         check_incoming(endpoint)
 
-A slot is a row of ConnectionSlot, numbered 1..max_connections. Claiming one is a single
-conditional UPDATE ("take slot N if it is free or its lease has expired"): the database
-lets exactly one of two racing claimants change the row, on PostgreSQL (row lock, the
-condition re-checked after the wait) as on SQLite (one writer at a time), so the same
-code holds on one host and on many. No transaction stays open while a claimant waits or
-connects. Each claim carries a lease as long as the connection can legitimately last
-(the profile's timeout for every step of a dialogue, plus a margin): a process killed
-while holding a slot loses it when the lease expires, and the next claimant takes it.
+A slot is a row of ConnectionSlot, numbered 1..max_connections. Claiming is a single
+conditional UPDATE ("take these free slots if they are still free or their lease has
+expired"): the database lets exactly one of two racing claimants change a row, on
+PostgreSQL (row lock, the condition re-checked after the wait) as on SQLite (one writer
+at a time), so the same code holds on one host and on many. A run that tests many
+mailboxes claims, renews and gives back several slots in one statement each
+(`connection_slots_claim`, `connection_slots_renew`, `connection_slots_release`).
+No transaction stays open while a claimant waits or connects. Each claim carries a lease
+as long as the connection can legitimately last (the profile's timeout for every step of
+a dialogue, plus a margin): a process killed while holding a slot loses it when the
+lease expires, and the next claimant takes it.
 Leases are reckoned by the database's clock, the one clock every host shares.
 
 Why not PostgreSQL advisory locks: they belong to a database session, so a slot would pin
@@ -46,8 +49,6 @@ LEASE_MARGIN_SECONDS = 10
 # up to the maximum (with jitter, so waiting processes do not retry in step).
 FIRST_RETRY_SECONDS = 0.02
 MAX_RETRY_SECONDS = 0.5
-# Slots tried per attempt before concluding that all are taken.
-CANDIDATES = 4
 
 
 class NoConnectionSlot(Exception):
@@ -93,25 +94,39 @@ def connection_slot_claim(profile: EmailServerProfile, *, lease: timedelta | Non
     Returns None when every slot is taken. The cap is the saved Maximum Concurrent
     Connections (a form's unsaved value does not count).
     """
+    held = connection_slots_claim(profile, 1, lease=lease)
+    return held[0] if held else None
+
+
+def connection_slots_claim(
+    profile: EmailServerProfile, count: int, *, lease: timedelta | None = None
+) -> list[HeldSlot]:
+    """Claim up to `count` free (or expired) slots of the saved `profile` now, without
+    waiting: those it got (none when every slot is taken). Two statements, however many."""
     holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
     expires_on = _from_now(lease if lease is not None else connection_slot_lease(profile))
     claimable = Q(holder="") | Q(lease_expires_on__lt=Now())
     for _attempt in range(2):
-        candidates = list(
+        candidates = (
             ConnectionSlot.objects.filter(profile_id=profile.pk, number__lte=F("profile__max_connections"))
             .filter(claimable)
             .order_by("number")
-            .values_list("pk", "number")[:CANDIDATES]
+            .values("pk")[:count]
         )
-        for slot_id, number in candidates:
-            # The condition again: only one of the claimants racing for this row wins.
-            if ConnectionSlot.objects.filter(claimable, pk=slot_id).update(
-                holder=holder, lease_expires_on=expires_on
-            ):
-                return HeldSlot(slot_id, profile.pk, number, holder)
-        if candidates or not _create_slots(profile.pk):
-            return None
-    return None
+        # The condition again on each row: of the claimants racing for a row, only one
+        # changes it (PostgreSQL re-checks it on the row once the other's lock is gone).
+        if ConnectionSlot.objects.filter(claimable, pk__in=candidates).update(
+            holder=holder, lease_expires_on=expires_on
+        ):
+            return [
+                HeldSlot(slot_id, profile.pk, number, holder)
+                for slot_id, number in ConnectionSlot.objects.filter(holder=holder)
+                .order_by("number")
+                .values_list("pk", "number")
+            ]
+        if not _create_slots(profile.pk):
+            return []
+    return []
 
 
 def _from_now(lease: timedelta) -> ExpressionWrapper:
@@ -138,6 +153,35 @@ def connection_slot_release(held: HeldSlot) -> None:
     """Give a slot back, unless its lease expired and someone else has taken it since."""
     mine = ConnectionSlot.objects.filter(pk=held.slot_id, holder=held.holder)
     mine.update(holder="", lease_expires_on=None)
+
+
+def _mine(held: list[HeldSlot]) -> Q:
+    """The rows of `held` that are still held by us (each claim has its own holder)."""
+    by_holder: dict[str, list[int]] = {}
+    for slot in held:
+        by_holder.setdefault(slot.holder, []).append(slot.slot_id)
+    mine = Q(pk__in=[])
+    for holder, ids in by_holder.items():
+        mine |= Q(holder=holder, pk__in=ids)
+    return mine
+
+
+def connection_slots_release(held: list[HeldSlot]) -> None:
+    """Give several slots back in one statement (see connection_slot_release)."""
+    if held:
+        ConnectionSlot.objects.filter(_mine(held)).update(holder="", lease_expires_on=None)
+
+
+def connection_slots_renew(held: list[HeldSlot], lease: timedelta) -> list[HeldSlot]:
+    """Extend the leases of several held slots in one statement; returns those lost
+    meanwhile (their lease expired and someone else took them)."""
+    if not held:
+        return []
+    renewed = ConnectionSlot.objects.filter(_mine(held)).update(lease_expires_on=_from_now(lease))
+    if renewed == len(held):
+        return []
+    kept = set(ConnectionSlot.objects.filter(_mine(held)).values_list("pk", "holder"))
+    return [slot for slot in held if (slot.slot_id, slot.holder) not in kept]
 
 
 def connection_slot_renew(held: HeldSlot, lease: timedelta) -> HeldSlot | None:

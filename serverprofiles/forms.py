@@ -42,6 +42,16 @@ def allowed_server_types(auth: str) -> list[str]:
     return [t for t in ServerType.values if t != ServerType.EXCHANGE_ONLINE]
 
 
+# The OAuth secrets are write-only like passwords, but are no password (SPEC 7): their
+# inputs say what they are, here and in the admin.
+SECRET_NOUNS = {"oauth_client_secret": "client secret", "oauth_service_account_key": "service account key"}
+_SECRET_STORED = "Stored encrypted; it is never shown, and is sent only to the Token URL it was entered for."
+SECRET_HELP = {
+    "oauth_client_secret": _SECRET_STORED,
+    "oauth_service_account_key": f"The service account's JSON key file, pasted whole. {_SECRET_STORED}",
+}
+
+
 class WriteOnlyTextarea(forms.Textarea):
     """A text area always rendered empty, like a password input: a pasted key never
     comes back in the page, not even after a failed validation."""
@@ -247,16 +257,9 @@ class EmailServerProfileForm(VersionedModelForm):
         self.fields["outgoing_password"].help_text = password_help(
             bool(profile.outgoing_password_ciphertext), "Stored encrypted; it is never shown."
         )
-        secret_help = (
-            "Stored encrypted; it is never shown, and is sent only to the Token URL it was entered for."
-        )
-        self.fields["oauth_client_secret"].help_text = password_help(
-            bool(profile.oauth_client_secret_ciphertext), secret_help
-        ).replace("password", "client secret")
-        self.fields["oauth_service_account_key"].help_text = password_help(
-            bool(profile.oauth_service_account_key_ciphertext),
-            "The service account's JSON key file, pasted whole. " + secret_help,
-        ).replace("password", "key")
+        for name, noun in SECRET_NOUNS.items():
+            stored = bool(getattr(profile, f"{name}_ciphertext"))
+            self.fields[name].help_text = password_help(stored, SECRET_HELP[name], noun)
         for name in ("incoming_username", "outgoing_username", "oauth_client_id", "oauth_tenant_id"):
             self.fields[name].widget.attrs["autocomplete"] = "off"
         if profile.pk is None and not self.is_bound:
@@ -282,6 +285,7 @@ class EmailServerProfileForm(VersionedModelForm):
                 clear_field=f"clear_{field}",
                 setter=setter,
                 clear=lambda column=column: setattr(profile, column, ""),
+                noun=SECRET_NOUNS.get(field, "password"),
             )
         return cleaned
 

@@ -582,18 +582,19 @@ class EmailServerProfile(models.Model):
             record=f'email server profile "{self.name}" (OAuth secret)',
         )
 
-    def rebind_passwords(self) -> bool:
-        """Bind the stored passwords to the servers the profile has now (a System
-        Administrator's explicit re-bind). True when there was one to bind."""
-        found = False
+    def rebind_passwords(self) -> list[str]:
+        """Bind the stored passwords, and the OAuth client secret or key, to the servers and
+        Token URL the profile has now (a System Administrator's explicit re-bind). Returns
+        the columns re-bound (none when there was nothing to bind)."""
+        rebound = []
         for direction in ("incoming", "outgoing"):
             if getattr(self, f"{direction}_password_ciphertext"):
                 self._bind_password(direction, self.get_bound_password(direction).secret)
-                found = True
+                rebound.append(f"{direction}_password_ciphertext")
         if self.uses_oauth and self.has_oauth_secret:
             self._bind_oauth_secret(self.oauth_secret_column, self.get_bound_oauth_secret().secret)
-            found = True
-        return found
+            rebound.append(self.oauth_secret_column)
+        return rebound
 
     def get_bound_password(self, direction: str) -> encryption.BoundSecret:
         """The stored password for `direction` and the servers it was entered for."""

@@ -329,9 +329,10 @@ def profile_access_token(profile, *, subject: str = "") -> str | Outcome:
             f'the server profile "{profile.name}" lacks its OAuth Client ID, secret or Token URL. '
             "Enter them and test again.",
         )
-    if refusal := oauth_binding_refusal(bound, token_url):
-        return refusal
     google = profile.oauth_provider == OAuthProvider.GOOGLE
+    noun = "service account key" if google else "client secret"
+    if refusal := oauth_binding_refusal(bound, token_url, noun):
+        return refusal
     return access_token(
         TokenRequest(
             profile_id=profile.pk,

@@ -107,23 +107,22 @@ def profile_save(
     return profile
 
 
-REBOUND_FIELDS = ["incoming_password_ciphertext", "outgoing_password_ciphertext"]
-
-
 @transaction.atomic
 def profiles_rebind_passwords(profile_ids, *, actor) -> int:
-    """Bind the stored passwords of these profiles to the servers they have now: a System
-    Administrator vouches that the new location is the same server. Returns how many
-    profiles had a password to bind."""
+    """Bind the stored passwords (and OAuth client secret or key) of these profiles to the
+    servers (and Token URL) they have now: a System Administrator vouches that the new
+    location is the same server. Returns how many profiles had something to bind."""
     if not can_administer_credentials(actor):
         raise PermissionDenied("Only a System Administrator may re-bind stored passwords.")
     count = 0
     profiles = EmailServerProfile.objects.select_for_update().filter(pk__in=list(profile_ids))
     for profile in profiles.order_by("pk"):
-        if profile.rebind_passwords():
+        rebound = profile.rebind_passwords()
+        if rebound:
             profile.version += 1
-            profile.save(update_fields=[*REBOUND_FIELDS, "version", "modified_on"])
-            history.log_message(actor, profile, "Stored passwords re-bound to the current servers.")
+            profile.save(update_fields=[*rebound, "version", "modified_on"])
+            labels = ", ".join(history.field_labels(EmailServerProfile, rebound))
+            history.log_message(actor, profile, f"Re-bound to the current servers: {labels}.")
             count += 1
     return count
 

@@ -16,13 +16,13 @@ from django.views.generic import DetailView, TemplateView
 from mailboxadmin.paginator import SortKey
 from mailboxadmin.views import KeysetListView, ServiceCreateView, ServiceUpdateView, StaffPermissionMixin
 from mailboxes.models import OrganizationSettings
-from mailboxes.services.connection_tests import profile_connection_test_for, profile_connection_test_start
 from mailboxes.services.first_run import mailboxes_without_profile, profile_apply_to_mailboxes_without_one
 from mailboxes.services.testing import (
     can_test_mailboxes,
     check_can_test_mailboxes,
     profile_schedule_tests,
 )
+from serverprofiles.connection_tests import profile_connection_test_for, profile_connection_test_start
 from serverprofiles.forms import EmailServerProfileForm, NewEmailServerProfileForm
 from serverprofiles.models import ConnectionTestStatus, EmailServerProfile, ProfileConnectionTest
 from serverprofiles.services import (

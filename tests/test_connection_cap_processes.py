@@ -86,7 +86,7 @@ def run_test_connections(count: int) -> None:
 
     from django.db import connection
 
-    from mailboxes.services.testing import profile_test_connection
+    from serverprofiles.connection_tests import profile_test_connection
     from serverprofiles.models import EmailServerProfile
 
     failures = []

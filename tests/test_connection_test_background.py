@@ -15,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
-from mailboxes.services.connection_tests import KEPT_FOR
+from serverprofiles.connection_tests import KEPT_FOR
 from serverprofiles.models import AuthenticationMethod, ConnectionTestStatus, ProfileConnectionTest
 from tests.fixtures.mailservers import MAIL_PASSWORD, MAIL_USERNAME
 from tests.test_test_and_enable_pages import _profile_form_data
@@ -219,7 +219,7 @@ def test_old_tests_are_deleted_when_a_new_one_starts(
 
 
 def test_a_test_run_twice_is_run_once(client, sysadmin, make_test_server_profile, database_tasks):
-    from mailboxes.services.connection_tests import profile_connection_test_run
+    from serverprofiles.connection_tests import profile_connection_test_run
 
     client.force_login(sysadmin)
     post_test_connection(client, make_test_server_profile())

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mailboxes.models import Mailbox, MailboxAlert, TestStatus
-from mailboxes.services.testing import mailbox_test_and_enable, profile_test_connection, run_mailbox_tests
+from mailboxes.services.testing import mailbox_test_and_enable, run_mailbox_tests
 from serverprofiles import oauth
+from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
 from serverprofiles.services import profile_create
@@ -248,7 +249,7 @@ def test_a_stored_secret_is_not_sent_to_another_token_url(make_oauth_profile, oa
 
     result = mailbox_test_and_enable(mailbox)
 
-    assert result.outcomes["incoming"].cause == Cause.PASSWORD_FOR_ANOTHER_SERVER
+    assert result.outcomes["incoming"].cause == Cause.SECRET_FOR_ANOTHER_TOKEN_URL
     assert oauth_server.requests["/token"] == 0
 
 

@@ -48,10 +48,14 @@ class WriteOnlyPasswordsMixin(forms.Form):
     input keeps the stored password, "Clear password" removes it, and the help text says
     whether one is set. Declare, per password, the input `<name>`, the checkbox
     `clear_<name>`, and in `write_only_passwords` how the model stores it:
-    {"password": ("set_password", "password_ciphertext", "has_password")}.
+    {"password": ("set_password", "password_ciphertext", "has_password")}. A secret that
+    is no password is called what it is in `write_only_nouns` ({"oauth_client_secret":
+    "client secret"}), its help in `write_only_help`.
     """
 
     write_only_passwords: dict[str, tuple[str, str, str]] = {}
+    write_only_nouns: dict[str, str] = {}
+    write_only_help: dict[str, str] = {}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,7 +63,11 @@ class WriteOnlyPasswordsMixin(forms.Form):
             if name not in self.fields:
                 continue
             stored = self.instance.pk is not None and getattr(self.instance, is_set)
-            self.fields[name].help_text = shared.password_help(stored, "Stored encrypted; it is never shown.")
+            self.fields[name].help_text = shared.password_help(
+                stored,
+                self.write_only_help.get(name, "Stored encrypted; it is never shown."),
+                self.write_only_nouns.get(name, "password"),
+            )
             if not stored:
                 # Not on the page (nothing to clear): a posted value would raise an error
                 # on a field nobody can see.
@@ -74,6 +82,7 @@ class WriteOnlyPasswordsMixin(forms.Form):
                 clear_field=f"clear_{name}",
                 setter=getattr(self.instance, setter),
                 clear=lambda column=column: setattr(self.instance, column, ""),
+                noun=self.write_only_nouns.get(name, "password"),
             )
         return cleaned
 

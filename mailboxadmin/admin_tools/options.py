@@ -1,20 +1,19 @@
 """A ModelAdmin whose every write goes through the services."""
 
-from collections.abc import Callable
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
 from mailboxadmin.admin_tools.pagination import EstimatedCountPaginator
 from mailboxadmin.exceptions import StaleEditError
+from mailboxadmin.outcomes import BulkOutcome, reasons
 
 
 @admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
@@ -23,7 +22,7 @@ def delete_selected(modeladmin, request, queryset):
     rule protects are left in place and listed with the reason."""
     if not request.POST.get("post"):
         return django_actions.delete_selected(modeladmin, request, queryset)
-    outcome = modeladmin.bulk_outcome()
+    outcome = BulkOutcome(model=modeladmin.model)
     for obj in queryset:
         try:
             with transaction.atomic():
@@ -85,10 +84,7 @@ class ServiceModelAdmin(admin.ModelAdmin):
     """Saves and deletes through the services, which validate, lock, check the version
     the editor read and write the history entry.
 
-    Subclasses implement `service_insert`, `service_update` and `service_delete`, and
-    give the feature app's `bulk_outcome` (the tally of a bulk change: `refuse(record,
-    error)`, `updated`, `refused`, `summary(verb)`) and `refusal_reasons(error, model)`
-    (a service's refusal in one line), so that this shared layer depends on no app. A
+    Subclasses implement `service_insert`, `service_update` and `service_delete`. A
     ValidationError a service raises after the form passed (a rule only the service
     checks, a race) is shown on the re-displayed form; StaleEditError sends the editor
     back to the current values with a message. The admin's own history entries are
@@ -103,9 +99,6 @@ class ServiceModelAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
 
     actions = [delete_selected]
-
-    bulk_outcome: type
-    refusal_reasons: Callable[[ValidationError, type[models.Model]], str]
 
     def service_insert(self, request, obj, form) -> None:
         raise NotImplementedError
@@ -185,7 +178,7 @@ class ServiceModelAdmin(admin.ModelAdmin):
         try:
             return super().delete_view(request, object_id, extra_context)
         except ValidationError as refused:
-            self.message_user(request, self.refusal_reasons(refused, self.model), messages.ERROR)
+            self.message_user(request, reasons(refused, self.model), messages.ERROR)
             return HttpResponseRedirect(
                 reverse(
                     f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
@@ -219,7 +212,7 @@ class ServiceModelAdmin(admin.ModelAdmin):
 
     def deletion_refusals(self, obj, error: ValidationError) -> list[str]:
         """The lines the confirmation page lists for a record a service refuses to delete."""
-        return [f"{self.opts.verbose_name.capitalize()} “{obj}”: {self.refusal_reasons(error, self.model)}"]
+        return [f"{self.opts.verbose_name.capitalize()} “{obj}”: {reasons(error, self.model)}"]
 
     # History: the services write it -------------------------------------------------
 

@@ -9,9 +9,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from mailboxadmin.admin_tools import outcome_level
+from mailboxadmin.outcomes import BulkOutcome
 from mailboxes.forms import SetDeliveryMethodsForm, SetServerProfileForm
 from mailboxes.models import BulkJob
-from mailboxes.services.bulk import BulkOutcome, mailboxes_each
+from mailboxes.services.bulk import mailboxes_each
 from mailboxes.services.bulk_jobs import mailboxes_bulk_action
 from mailboxes.services.mailboxes import mailbox_rebind_password
 from mailboxes.services.testing import schedule_mailbox_tests

@@ -8,9 +8,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.timezone import localtime
 
-from mailboxadmin.admin_tools import delete_selected
+from mailboxadmin.admin_tools import ServiceModelAdmin, delete_selected
 from mailboxes.admin import actions
-from mailboxes.admin.base import ServiceAdmin
 from mailboxes.admin.forms import ForwardMailboxAddForm, MailboxChangeForm
 from mailboxes.models import Mailbox, MailboxSearchText, OrganizationSettings
 from mailboxes.models.choices import IncomingMethod
@@ -35,7 +34,7 @@ _TEST_RESULTS = (
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(ServiceAdmin):
+class MailboxAdmin(ServiceModelAdmin):
     """Mailboxes, for fixes across many at once.
 
     Scale (1,000,000 rows on PostgreSQL): the list reads one page with its profile, user

@@ -2,8 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from mailboxadmin.admin_tools import ServiceModelForm, VersionedFormMixin
-from mailboxes.admin.base import ServiceAdmin
+from mailboxadmin.admin_tools import ServiceModelAdmin, ServiceModelForm, VersionedFormMixin
 from mailboxes.models import OrganizationSettings
 from mailboxes.services.organization import organization_settings_save
 
@@ -15,7 +14,7 @@ class OrganizationSettingsForm(VersionedFormMixin, ServiceModelForm):
 
 
 @admin.register(OrganizationSettings)
-class OrganizationSettingsAdmin(ServiceAdmin):
+class OrganizationSettingsAdmin(ServiceModelAdmin):
     """The one record of organisation email settings: changed, never added or deleted."""
 
     form = OrganizationSettingsForm

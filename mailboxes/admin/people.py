@@ -8,8 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
 from mailboxadmin import history
-from mailboxadmin.admin_tools import ServiceModelForm, VersionedFormMixin, delete_selected
-from mailboxes.admin.base import ServiceAdmin
+from mailboxadmin.admin_tools import ServiceModelAdmin, ServiceModelForm, VersionedFormMixin, delete_selected
 from mailboxes.models import Queue, User
 from mailboxes.services.queues import queue_delete, queue_insert, queue_save
 from mailboxes.services.roles import may_administer_roles, may_change_account
@@ -33,7 +32,7 @@ class UserEditForm(VersionedFormMixin, ServiceModelForm, UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(ServiceAdmin, DjangoUserAdmin):
+class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
     """Django's user admin fitted to our User (a full name instead of first and last);
     creating a user creates its mailbox, and changing the address or the active flag
     carries over to it (M12, M16).
@@ -155,7 +154,7 @@ class QueueForm(VersionedFormMixin, ServiceModelForm):
 
 
 @admin.register(Queue)
-class QueueAdmin(ServiceAdmin):
+class QueueAdmin(ServiceModelAdmin):
     """Queues: creating one creates its mailbox; its address, owner and active flag
     carry over to the mailbox (M12, M16)."""
 

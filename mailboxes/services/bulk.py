@@ -28,17 +28,17 @@ A single-record service is a set of one: `mailbox_save` calls the same
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from mailboxadmin import history
 from mailboxadmin.exceptions import StaleEditError
+from mailboxadmin.outcomes import BulkOutcome
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, User
 from mailboxes.services.mailboxes import (
     mailbox_build,
@@ -63,63 +63,6 @@ _PER_RECORD_FIELDS = {"email", "kind", "user", "queue"}
 # Foreign keys are not re-validated per row (one query each): see the module docstring.
 _RELATION_FIELDS = frozenset(f.name for f in Mailbox._meta.concrete_fields if f.is_relation)
 _FIELD_NAMES = frozenset(f.name for f in Mailbox._meta.concrete_fields)
-_LABELS = {"password": "Password"}
-
-
-def reasons(error: ValidationError, model: type[models.Model] = Mailbox) -> str:
-    """A validation error as one readable line, each message after its field's label."""
-    if not hasattr(error, "error_dict"):
-        return " ".join(error.messages)
-    parts = []
-    for name, messages in error.message_dict.items():
-        label = _label(model, name)
-        parts.extend(f"{label}: {message}" if label else message for message in messages)
-    return " ".join(parts)
-
-
-def _label(model: type[models.Model], name: str) -> str:
-    if name == NON_FIELD_ERRORS:
-        return ""
-    if name in _LABELS:
-        return _LABELS[name]
-    try:
-        return str(model._meta.get_field(name).verbose_name)
-    except FieldDoesNotExist:
-        return name
-
-
-@dataclass
-class Refusal:
-    record: str
-    reasons: str
-
-
-@dataclass
-class BulkOutcome:
-    """What a bulk change did: how many rows changed, and which were refused and why."""
-
-    updated: int = 0
-    unchanged: int = 0
-    refused: list[Refusal] = field(default_factory=list)
-
-    def refuse(self, record: str, error: ValidationError) -> None:
-        self.refused.append(Refusal(record, reasons(error)))
-
-    def add(self, other: "BulkOutcome") -> None:
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.refused.extend(other.refused)
-
-    def summary(self, verb: str = "updated", *, limit: int = 10) -> str:
-        """ "3 updated, 2 refused: alice@…: <field>: <reason>; bob@…: …" """
-        text = f"{self.updated} {verb}"
-        if self.unchanged:
-            text += f", {self.unchanged} unchanged"
-        if self.refused:
-            listed = "; ".join(f"{r.record}: {r.reasons}" for r in self.refused[:limit])
-            more = f"; and {len(self.refused) - limit} more" if len(self.refused) > limit else ""
-            text += f", {len(self.refused)} refused: {listed}{more}"
-        return text + ("" if text.endswith(".") else ".")
 
 
 class RecordFailed(Exception):
@@ -257,7 +200,7 @@ def mailboxes_save(
     refuse raises RecordFailed(index, error) with the error it would raise, and nothing
     of the call stays written. With `skip_refused`, such records are left as they are
     and listed in the outcome with their reasons."""
-    outcome = BulkOutcome()
+    outcome = BulkOutcome(model=Mailbox)
     for start in range(0, len(changes), CHUNK_SIZE):
         chunk = changes[start : start + CHUNK_SIZE]
         versions: dict[int, int] = {}
@@ -271,7 +214,7 @@ def mailboxes_save(
 
 def _save_chunk(changes, versions: dict[int, int], *, start: int, actor, via: str, skip_refused: bool):
     """Check, apply the consequences of, and write one chunk of locked (before, after) pairs."""
-    outcome = BulkOutcome()
+    outcome = BulkOutcome(model=Mailbox)
     facts = RuleFacts([after for _, after in changes], _taken_addresses(changes))
     now = timezone.now()
     saved: list[tuple[Mailbox, Mailbox, list[str]]] = []
@@ -418,7 +361,7 @@ def mailboxes_change(
     `mailbox_ids`, with every rule checked; rows that would break one stay unchanged.
     A chunk is a transaction of its own."""
     ids = sorted(set(mailbox_ids))
-    outcome = BulkOutcome()
+    outcome = BulkOutcome(model=Mailbox)
     for chunk in _chunks(ids, chunk_size):
         try:
             with transaction.atomic():
@@ -495,7 +438,7 @@ def mailboxes_each(mailbox_ids: Iterable[int], apply: Callable[[Mailbox], Mailbo
     """Call `apply(mailbox)` (a single-record service, which saves and returns the
     mailbox) for each mailbox, a transaction each; count what changed and list what a
     rule refused."""
-    outcome = BulkOutcome()
+    outcome = BulkOutcome(model=Mailbox)
     ids = sorted(set(mailbox_ids))
     for chunk in _chunks(ids, CHUNK_SIZE):
         for mailbox in Mailbox.objects.select_related("server_profile", "user", "queue").filter(pk__in=chunk):

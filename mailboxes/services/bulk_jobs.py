@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from mailboxadmin.outcomes import BulkOutcome
 from mailboxes.models import BulkJob, User
 from mailboxes.services.bulk import (
     CHUNK_SIZE,
-    BulkOutcome,
     mailboxes_each,
     mailboxes_set_delivery_methods,
     mailboxes_set_server_profile,

@@ -7,8 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists
 from django.urls import reverse
 
+from mailboxadmin.outcomes import BulkOutcome
 from mailboxes.models import Mailbox, OrganizationSettings, Queue, TestStatus, User
-from mailboxes.services.bulk import BulkOutcome, mailboxes_set_server_profile
+from mailboxes.services.bulk import mailboxes_set_server_profile
 from serverprofiles.models import EmailServerProfile
 
 TESTED = [TestStatus.SUCCESS, TestStatus.FAILURE]

@@ -8,17 +8,17 @@ Entry points (views, admin actions, commands) call:
   profile's active mailboxes.
 - `run_mailbox_tests(mailbox_ids, actor=)`: test many now, at most the profile's Maximum
   Concurrent Connections at a time (what the task and the `test_mailboxes` command run).
-- `profile_test_connection(profile, incoming_password=, outgoing_password=)`: test the
-  values of a server profile form before they are saved.
 
 Every connection holds one of its profile's connection slots (serverprofiles/
 connection_cap.py), so Maximum Concurrent Connections holds across every process and
-host. Network work happens in worker threads that never touch the database: the calling
-thread claims a slot for each mailbox before handing it to a worker and gives it back
-when the worker is done. Results are recorded by the calling thread, the tests that
-finish close together in one transaction (a few statements for the whole group, whatever
-its size). Mailboxes are loaded and planned BATCH_SIZE at a time, the next batch while the
-last half of the previous one is still being tested.
+host. Network work happens in worker threads that never touch the database: each holds a
+slot the calling thread claimed for it (several in one statement) and tests waiting
+mailboxes one after another while the slot's lease lasts; the calling thread renews the
+leases in use (one statement per profile) and gives back the slots nothing waits for.
+Results are recorded by the calling thread, the tests that finish close together in one
+transaction (a few statements for the whole group, whatever its size). Mailboxes are
+loaded and planned BATCH_SIZE at a time, the next batch while the last half of the
+previous one is still being tested.
 """
 
 import itertools
@@ -30,11 +30,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.contrib.admin.models import CHANGE
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from mailboxadmin import encryption
@@ -45,12 +46,14 @@ from mailboxes.services.bulk import insert_log_entries
 from mailboxes.services.endpoints import mailbox_endpoint as _mailbox_endpoint
 from mailboxes.services.endpoints import profile_server_endpoint as _endpoint
 from serverprofiles.connection_cap import (
+    HeldSlot,
     NoConnectionSlot,
     connection_slot,
-    connection_slot_claim,
     connection_slot_lease,
-    connection_slot_release,
     connection_slot_wait_limit,
+    connection_slots_claim,
+    connection_slots_release,
+    connection_slots_renew,
 )
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
@@ -92,13 +95,19 @@ RECORD_WAIT = 0.1
 # While mailboxes wait for a connection slot held elsewhere, the run tries again this often
 # (seconds).
 SLOT_POLL = 0.1
+# A run renews the leases of its slots when less than this (seconds) is left beyond the
+# longest test of one mailbox: each renewal is one statement for all of a profile's slots.
+RENEW_AHEAD = 2.5
+# The most connections testing one mailbox opens, one after another (one per workload).
+MAX_CONNECTIONS_PER_MAILBOX = len(WORKLOADS)
 
 
 # Permission ---------------------------------------------------------------------------
 
 
 def can_test_mailboxes(user) -> bool:
-    """May `user` run Test & Enable (and a profile's Test Connection)?"""
+    """May `user` run Test & Enable (and a profile's Test Connection,
+    serverprofiles/connection_tests.py)?"""
     return bool(user is not None and user.is_active and user.has_perm(TEST_PERMISSION))
 
 
@@ -140,16 +149,6 @@ class MailboxTestResult:
             if outcome is not None and not outcome.ok and outcome.message not in messages:
                 messages.append(outcome.message)
         return messages
-
-
-@dataclass(frozen=True)
-class ProfileConnectionResult:
-    incoming: Outcome
-    outgoing: Outcome
-
-    @property
-    def ok(self) -> bool:
-        return self.incoming.ok and self.outgoing.ok
 
 
 # Planning a mailbox's test (database work, in the calling thread) ---------------------
@@ -324,10 +323,30 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
         rows.append(current)
         alerts.extend(mailbox_alerts)
     if rows:
-        Mailbox.objects.bulk_update(rows, _RECORDED_FIELDS)
+        _update_recorded(rows)
         MailboxAlert.objects.bulk_create(alerts)
         insert_log_entries(actor, entries)
     return results
+
+
+def _update_recorded(rows: list[Mailbox]) -> None:
+    """Write the recorded fields of the locked `rows` in one UPDATE. A value every row
+    shares (a group of successes shares all but the version) is set as it is; only a
+    field whose values differ gets a CASE over the rows. (bulk_update builds a CASE for
+    every field of every row, which was most of the cost of recording a group.)"""
+    values = {}
+    for name in _RECORDED_FIELDS:
+        if name == "version":
+            continue
+        distinct = {getattr(row, name) for row in rows}
+        if len(distinct) == 1:
+            values[name] = distinct.pop()
+            continue
+        field = Mailbox._meta.get_field(name)
+        whens = [When(pk=row.pk, then=Value(getattr(row, name), output_field=field)) for row in rows]
+        values[name] = Case(*whens, output_field=field)
+    # Each row's version was read under its lock: + 1 is the version set in memory.
+    Mailbox.objects.filter(pk__in=[row.pk for row in rows]).update(version=F("version") + 1, **values)
 
 
 def _outcome(plan: _Plan, outcomes: dict, current: Mailbox) -> tuple[MailboxTestResult, list, str]:
@@ -427,22 +446,51 @@ def run_mailbox_tests(mailbox_ids: Iterable[int], *, actor=None, on_result=None)
     return results
 
 
+class _Lease:
+    """A connection slot the run holds, and until when by this process's clock (read
+    before the claim or renewal was sent: never later than the database's expiry)."""
+
+    def __init__(self, held: HeldSlot, expires: float):
+        self.held, self.expires = held, expires
+        self.serving = False  # a worker is testing mailboxes with it
+
+    def left(self) -> float:
+        return self.expires - time.monotonic()
+
+    def allows(self, plan: _Plan) -> bool:
+        """Is enough left for `plan`'s connections, and the margin to record and give back?"""
+        profile = plan.mailbox.server_profile
+        return self.left() >= connection_slot_lease(profile, connections=plan.connections).total_seconds()
+
+
+def _run_lease(profile: EmailServerProfile) -> timedelta:
+    """How long the run claims and renews a slot for: the longest test of one mailbox
+    (incoming and outgoing), and RENEW_AHEAD twice over, so that it is renewed in time."""
+    longest = connection_slot_lease(profile, connections=MAX_CONNECTIONS_PER_MAILBOX)
+    return longest + timedelta(seconds=2 * RENEW_AHEAD)
+
+
 class _Run:
-    """Mailboxes being tested: one pool of workers per server profile, as many as its
-    Maximum Concurrent Connections (read when the run first meets the profile). A mailbox
-    waits until the run has claimed one of its profile's connection slots, then a worker
-    tests it (one connection at a time) and the slot is given back when it is done: the
-    cap holds across this run and every other process (A6). A profile whose slots stay
-    taken by others for its wait limit fails its waiting mailboxes with the cause."""
+    """Mailboxes being tested: for each server profile, as many workers as its Maximum
+    Concurrent Connections (read when the run first meets the profile), each holding one
+    of the profile's connection slots. A worker tests the profile's waiting mailboxes one
+    after another, one connection at a time, while its slot's lease lasts; it never
+    touches the database. The calling thread claims slots (several in one statement),
+    renews the leases in use before they run short (one statement per profile), gives
+    back those nothing waits for, and records results. So the cap holds across this run
+    and every other process (A6), and a slot goes from one mailbox to the next without a
+    round trip to the database. A profile whose slots stay taken by others for its wait
+    limit fails its waiting mailboxes with the cause."""
 
     def __init__(self, actor):
         self.actor = actor
         self._pools: dict[int, tuple[ThreadPoolExecutor, int]] = {}
-        self._testing: dict = {}  # future -> (plan, held slot), until recorded
-        self._finished = queue.SimpleQueue()  # futures, as they finish
-        self._waiting: dict[int, deque[_Plan]] = {}  # profile id -> plans waiting for a slot
+        # (plan, outcomes) as each test ends; (None, lease) as a worker hands its slot back.
+        self._finished = queue.SimpleQueue()
+        self._waiting: dict[int, deque[_Plan]] = {}  # profile id -> plans waiting for a worker
         self._progress: dict[int, float] = {}  # profile id -> when it last got a slot (or began waiting)
-        self._running: dict[int, int] = {}  # profile id -> slots held by this run
+        self._leases: dict[int, list[_Lease]] = {}  # profile id -> slots held by this run
+        self._unrecorded = 0  # plans that connect, waiting or under test
         self._stack = ExitStack()
 
     def __enter__(self) -> "_Run":
@@ -451,15 +499,12 @@ class _Run:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        for plans in self._waiting.values():
+            plans.clear()  # the workers stop after the test under way
         try:
             self._stack.close()  # waits for the connections under way (each bounded by its timeout)
         finally:
-            for _plan, held in self._testing.values():
-                connection_slot_release(held)
-
-    @property
-    def _pending(self) -> int:
-        return len(self._testing) + sum(len(plans) for plans in self._waiting.values())
+            connection_slots_release([lease.held for leases in self._leases.values() for lease in leases])
 
     def start(self, ids: list[int]) -> list[MailboxTestResult]:
         """Plan the mailboxes `ids` and start their connections as slots allow; record at
@@ -477,6 +522,7 @@ class _Run:
                 profile_id = mailbox.server_profile_id
                 self._waiting.setdefault(profile_id, deque()).append(plan)
                 self._progress.setdefault(profile_id, time.monotonic())
+                self._unrecorded += 1
             else:
                 decided.append((plan, plan.work))
         decided.extend(self._dispatch())
@@ -489,75 +535,110 @@ class _Run:
     def record(self, *, keep: int) -> Iterator[MailboxTestResult]:
         """Record tests as they finish until at most `keep` are still under way or waiting."""
         idle = SLOT_POLL / 4
-        while self._pending > keep:
-            if not self._testing:
+        while self._unrecorded > keep:
+            given_up = self._dispatch()
+            if given_up:
+                yield from _record_group_safely(given_up, self.actor)
+                continue
+            if not self._serving():
                 # Nothing of ours is connecting: every slot is held elsewhere. Try again.
-                given_up = self._dispatch()
-                if given_up:
-                    yield from _record_group_safely(given_up, self.actor)
-                elif not self._testing:
-                    time.sleep(idle)
-                    idle = min(idle * 2, SLOT_POLL)
+                time.sleep(idle)
+                idle = min(idle * 2, SLOT_POLL)
                 continue
             idle = SLOT_POLL / 4
             try:
-                first = self._finished.get(timeout=SLOT_POLL if self._waiting else None)
+                first = self._finished.get(timeout=SLOT_POLL)
             except queue.Empty:
-                yield from _record_group_safely(self._dispatch(), self.actor)
                 continue
             # Tests finishing within RECORD_WAIT of each other are recorded together,
-            # while the workers go on testing. Each one's slot goes at once to a waiting
-            # mailbox: no slot stays idle while the group gathers.
-            group, given_up = [first], self._free(first)
+            # while the workers go on testing.
+            items = self._take(first)
             deadline = time.monotonic() + RECORD_WAIT
-            while len(group) < min(RECORD_GROUP, len(self._testing)):
+            while len(items) < RECORD_GROUP and self._serving():
                 try:
-                    future = self._finished.get(timeout=max(0.0, deadline - time.monotonic()))
+                    message = self._finished.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                group.append(future)
-                given_up.extend(self._free(future))
-            items = []
-            for future in group:
-                plan, _held = self._testing.pop(future)
-                items.append((plan, _outcomes(plan, future)))
-            yield from _record_group_safely(items + given_up, self.actor)
+                items.extend(self._take(message))
+            if items:
+                yield from _record_group_safely(items, self.actor)
 
-    def _free(self, future) -> list[tuple[_Plan, dict]]:
-        """Give back the slot of a finished test and hand it on (see _dispatch)."""
-        _plan, held = self._testing[future]
-        connection_slot_release(held)
-        self._running[held.profile_id] -= 1
-        return self._dispatch()
+    def _take(self, message) -> list[tuple[_Plan, dict]]:
+        """A finished test to record, or a slot a worker handed back (nothing to record)."""
+        plan, outcomes = message
+        if plan is None:
+            outcomes.serving = False
+            return []
+        self._unrecorded -= 1
+        return [(plan, outcomes)]
+
+    def _serving(self) -> bool:
+        return any(lease.serving for leases in self._leases.values() for lease in leases)
+
+    def _serve(self, lease: _Lease, plans: deque) -> None:
+        """A worker: test waiting mailboxes of the lease's profile one after another while
+        the lease lasts, then hand the slot back to the calling thread."""
+        try:
+            while True:
+                try:
+                    plan = plans.popleft()
+                except IndexError:
+                    return
+                if not lease.allows(plan):
+                    plans.appendleft(plan)
+                    return
+                self._finished.put((plan, _outcomes(plan)))
+        finally:
+            self._finished.put((None, lease))
 
     def _dispatch(self) -> list[tuple[_Plan, dict]]:
-        """Hand waiting plans to workers as far as slots can be claimed now. Returns the
-        plans given up: their profile got no slot for its wait limit."""
+        """Put the run's slots to work: give back those nothing waits for, renew leases
+        about to run short, claim more (up to the cap) for waiting mailboxes, and hand
+        idle slots to workers. Returns the plans given up: their profile got no slot for
+        its wait limit."""
         given_up = []
-        for profile_id, plans in list(self._waiting.items()):
+        for profile_id in list(self._leases.keys() | self._waiting.keys()):
+            plans = self._waiting.get(profile_id)
+            leases = self._leases.get(profile_id, [])
+            if not plans:
+                connection_slots_release([lease.held for lease in leases if not lease.serving])
+                self._leases[profile_id] = [lease for lease in leases if lease.serving]
+                self._waiting.pop(profile_id, None)
+                self._progress.pop(profile_id, None)
+                continue
             profile = plans[0].mailbox.server_profile
             pool, workers = self._pool(profile)
-            while plans and self._running.get(profile_id, 0) < workers:
-                lease = connection_slot_lease(profile, connections=plans[0].connections)
-                held = connection_slot_claim(profile, lease=lease)
-                if held is None:
-                    break
-                plan = plans.popleft()
-                self._running[profile_id] = self._running.get(profile_id, 0) + 1
-                self._progress[profile_id] = time.monotonic()
-                future = pool.submit(_connect, plan)
-                self._testing[future] = (plan, held)
-                future.add_done_callback(self._finished.put)
+            leases = self._leases[profile_id] = self._renewed(profile, leases)
+            if len(leases) < workers:
+                sent = time.monotonic()
+                claimed = connection_slots_claim(profile, workers - len(leases), lease=_run_lease(profile))
+                expires = sent + _run_lease(profile).total_seconds()
+                leases.extend(_Lease(held, expires) for held in claimed)
+            for lease in leases:
+                if not lease.serving and plans and lease.allows(plans[0]):
+                    lease.serving = True
+                    self._progress[profile_id] = time.monotonic()
+                    pool.submit(self._serve, lease, plans)
             limit = connection_slot_wait_limit(profile)
             starved = time.monotonic() - self._progress[profile_id] > limit
-            if plans and starved and not self._running.get(profile_id):
+            if plans and starved and not leases:
                 unavailable = NoConnectionSlot(profile, limit)
                 given_up.extend((plan, _no_slot(plan, unavailable)) for plan in plans)
+                self._unrecorded -= len(plans)
                 plans.clear()
-            if not plans:
-                del self._waiting[profile_id]
-                del self._progress[profile_id]
         return given_up
+
+    def _renewed(self, profile: EmailServerProfile, leases: list[_Lease]) -> list[_Lease]:
+        """The profile's leases, all renewed in one statement when one runs short; without
+        those lost meanwhile (expired and taken by another process: none in use)."""
+        longest = connection_slot_lease(profile, connections=MAX_CONNECTIONS_PER_MAILBOX).total_seconds()
+        if not any(lease.left() < longest + RENEW_AHEAD for lease in leases):
+            return leases
+        sent = time.monotonic()
+        lost = connection_slots_renew([lease.held for lease in leases], _run_lease(profile))
+        for lease in leases:
+            lease.expires = 0.0 if lease.held in lost else sent + _run_lease(profile).total_seconds()
+        return [lease for lease in leases if lease.held not in lost or lease.serving]
 
     def _pool(self, profile: EmailServerProfile) -> tuple[ThreadPoolExecutor, int]:
         """The profile's pool of workers, and how many it has."""
@@ -568,10 +649,11 @@ class _Run:
         return self._pools[profile.pk]
 
 
-def _outcomes(plan: _Plan, future) -> dict[str, Outcome | None]:
+def _outcomes(plan: _Plan) -> dict[str, Outcome | None]:
+    """Test a plan (in a worker); the connectors never raise, and if they did, this says so."""
     try:
-        return future.result()
-    except Exception as exc:  # the connectors never raise; this is a last resort
+        return _connect(plan)
+    except Exception as exc:
         logger.error("Testing mailbox %s failed: %s", plan.mailbox.pk, type(exc).__name__)
         stopped = Outcome.failure(
             Cause.SERVER_ERROR, f"the test stopped unexpectedly ({type(exc).__name__})."
@@ -621,124 +703,3 @@ def profile_schedule_tests(profile: EmailServerProfile, actor=None):
         test_scheduled_on=timezone.now(), version=F("version") + 1, modified_on=timezone.now()
     )
     return run_profile_tests_task.enqueue(profile.pk, actor.pk if actor is not None else None)
-
-
-def profile_test_connection(
-    profile: EmailServerProfile,
-    *,
-    incoming_password: str | None = None,
-    outgoing_password: str | None = None,
-    actor=None,
-) -> ProfileConnectionResult:
-    """Test Connection: try a profile's values as the form holds them, before saving.
-
-    A blank password means the stored one. The profile's own credentials are used
-    where it has them (Credentials Specified in Email Server Profile); otherwise the
-    test connects and secures the connection without logging in. Nothing is saved.
-    Raises ValidationError (on the form's field names) for values that cannot be tried.
-    """
-    if actor is not None:
-        check_can_test_mailboxes(actor)
-    _validate_connection_fields(profile)
-    incoming_credentials = _profile_credentials(profile, "incoming", incoming_password)
-    if profile.use_same_settings_for_outgoing:
-        outgoing_credentials = incoming_credentials
-    else:
-        outgoing_credentials = _profile_credentials(profile, "outgoing", outgoing_password)
-    outcomes = []
-    for direction, credentials, check in (
-        ("incoming", incoming_credentials, check_incoming),
-        ("outgoing", outgoing_credentials, check_outgoing),
-    ):
-        if profile.oauth_for(direction):
-            outcomes.append(_oauth_connection_test(profile, direction, check))
-            continue
-        if isinstance(credentials, Outcome):
-            outcomes.append(credentials)
-            continue
-        endpoint = _endpoint(profile, direction, *credentials)
-        outcomes.append(
-            _check_within_cap(profile, check, endpoint) if isinstance(endpoint, Endpoint) else endpoint
-        )
-    return ProfileConnectionResult(*outcomes)
-
-
-def _oauth_connection_test(profile: EmailServerProfile, direction: str, check) -> Outcome:
-    """Test Connection of an OAuth profile: ask the token endpoint for a token (its client
-    ID, secret and permissions), then connect and secure the mail server. There is no
-    mailbox to log in as; Test & Enable logs in as each one. Google's token acts for the
-    profile's owner, when it has one."""
-    owner = profile.owner if profile.owner_id else None
-    token = profile_access_token(profile, subject=getattr(owner, "email", "") or "")
-    if isinstance(token, Outcome):
-        return token
-    endpoint = _endpoint(profile, direction, "", None)
-    if isinstance(endpoint, Outcome):
-        return endpoint
-    outcome = _check_within_cap(profile, check, endpoint)
-    if not outcome.ok:
-        return outcome
-    return Outcome.success(f"{outcome.message} The token endpoint issued an access token.")
-
-
-def _check_within_cap(profile: EmailServerProfile, check, endpoint: Endpoint) -> Outcome:
-    """One Test Connection check, holding one of the saved profile's connection slots."""
-    try:
-        with connection_slot(profile, lease=connection_slot_lease(profile)):
-            return check(endpoint)
-    except NoConnectionSlot as exc:
-        return Outcome.failure(Cause.TIMED_OUT, str(exc))
-
-
-def _profile_credentials(profile: EmailServerProfile, direction: str, typed: str | None):
-    """(user name, password typed or stored password with its binding), or an Outcome."""
-    auth = profile.incoming_auth if direction == "incoming" else profile.outgoing_auth
-    if auth != AuthenticationMethod.PROFILE_CREDENTIALS:
-        return "", None
-    username = profile.incoming_username if direction == "incoming" else profile.outgoing_username
-    if typed:
-        return username, typed
-    ciphertext = getattr(profile, f"{direction}_password_ciphertext")
-    if not ciphertext and profile.pk:
-        ciphertext = (
-            EmailServerProfile.objects.filter(pk=profile.pk)
-            .values_list(f"{direction}_password_ciphertext", flat=True)
-            .first()
-            or ""
-        )
-    try:
-        record = f'email server profile "{profile.name}" ({direction})'
-        password = encryption.decrypt_bound(ciphertext, record=record)
-    except CredentialDecryptionError as exc:
-        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
-    if not username or not password.secret:
-        return Outcome.failure(
-            Cause.AUTHENTICATION_FAILED,
-            f"the profile has no {'user name' if not username else 'password'} for {direction} "
-            'connections, and it authenticates with "Credentials Specified in Email Server Profile". '
-            "Enter it and test again.",
-        )
-    return username, password
-
-
-def _validate_connection_fields(profile: EmailServerProfile) -> None:
-    """The values a connection needs, checked as the form would (P5, P6)."""
-    from mailboxadmin.validators import is_host_name
-
-    connection_fields = {"incoming_server", "outgoing_server", "incoming_port", "outgoing_port", "timeout_ms"}
-    errors: dict[str, list[str]] = {}
-    try:
-        profile.clean_fields(
-            exclude=[f.name for f in profile._meta.fields if f.name not in connection_fields]
-        )
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
-    if profile.locations_are_host_names:  # Exchange Online too (SPEC 7)
-        for name in ("incoming_server", "outgoing_server"):
-            if name not in errors and not is_host_name((getattr(profile, name) or "").strip()):
-                label = profile._meta.get_field(name).verbose_name
-                errors[name] = [
-                    f"{label} must be a host name (imap.contoso.com), without scheme, port or path."
-                ]
-    if errors:
-        raise ValidationError(errors)

@@ -6,10 +6,9 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 
+from mailboxadmin.outcomes import BulkOutcome, Refusal
 from mailboxes.models import Mailbox, Queue, TestStatus, User
 from mailboxes.services.bulk import (
-    BulkOutcome,
-    Refusal,
     mailboxes_change,
     mailboxes_set_delivery_methods,
     mailboxes_set_server_profile,

@@ -16,7 +16,8 @@ from mailboxadmin import encryption
 from mailboxadmin.credentials import rotate_credentials
 from mailboxes.models import Mailbox, TestStatus
 from mailboxes.services.mailboxes import mailbox_rebind_password, mailbox_save
-from mailboxes.services.testing import mailbox_test_and_enable, profile_test_connection
+from mailboxes.services.testing import mailbox_test_and_enable
+from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile
 from serverprofiles.services import profile_save

@@ -27,12 +27,12 @@ from mailboxes.services.testing import (
     check_can_test_mailboxes,
     mailbox_test_and_enable,
     profile_schedule_tests,
-    profile_test_connection,
     run_mailbox_tests,
     schedule_mailbox_tests,
 )
+from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
-from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
+from serverprofiles.models import AuthenticationMethod, ConnectionSlot, EmailServerProfile, ServerType
 from tests.fixtures.mailservers import MAIL_PASSWORD, MAIL_USERNAME
 
 pytestmark = pytest.mark.servers
@@ -449,6 +449,72 @@ def test_thirty_mailboxes_never_open_more_connections_than_the_profile_allows(
     assert counter.total == 60  # incoming and outgoing for each mailbox
     assert counter.maximum <= 3  # never more than the cap...
     assert counter.maximum > 1  # ...and yet concurrent
+
+
+def slot_statements(queries) -> list[str]:
+    return [q["sql"] for q in queries if "connectionslot" in q["sql"].lower()]
+
+
+def test_a_slot_goes_from_mailbox_to_mailbox_without_asking_the_database_again(
+    make_test_server_profile, make_test_mailbox, no_approval_required
+):
+    # Claiming, renewing and giving back slots is a few statements for the whole run, not
+    # three per mailbox: twelve mailboxes take no more slot statements than three.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    profile = make_test_server_profile(max_connections=3)
+    counts = []
+    for size in (3, 12):
+        mailboxes = [make_test_mailbox(profile) for _ in range(size)]
+        with CaptureQueriesContext(connection) as queries:
+            results = run_mailbox_tests([m.pk for m in mailboxes])
+        assert len(results) == size and not any(r.failed for r in results), [r.causes for r in results]
+        counts.append(len(slot_statements(queries.captured_queries)))
+
+    assert counts[1] <= counts[0] <= 6, counts  # claim (UPDATE, SELECT), give back (UPDATE)
+    assert not ConnectionSlot.objects.filter(profile=profile).exclude(holder="").exists()
+
+
+def test_leases_are_renewed_while_the_run_goes_on_and_the_cap_holds(
+    make_test_server_profile, make_test_mailbox, no_approval_required, dovecot, smtp_servers, monkeypatch
+):
+    # With leases renewed every few milliseconds the run renews its slots many times over
+    # (one statement for all of them each time), and never opens more than the cap.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes.services import testing
+    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
+
+    monkeypatch.setattr(testing, "RENEW_AHEAD", 0.02)
+    counter = ConnectionCounter()
+    imap_proxy = CountingProxy((dovecot.plain_host, dovecot.imap_port), counter)
+    smtp_proxy = CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter)
+    try:
+        profile = make_test_server_profile(
+            incoming_server="127.0.0.1",
+            incoming_port=imap_proxy.port,
+            outgoing_port=smtp_proxy.port,
+            max_connections=2,
+            timeout_ms=1000,
+        )
+        mailboxes = [make_test_mailbox(profile) for _ in range(20)]
+        with CaptureQueriesContext(connection) as queries:
+            results = run_mailbox_tests([m.pk for m in mailboxes])
+    finally:
+        imap_proxy.close()
+        smtp_proxy.close()
+
+    assert len(results) == 20 and not any(r.failed for r in results), [r.causes for r in results]
+    renewals = [
+        sql
+        for sql in slot_statements(queries.captured_queries)
+        if "lease_expires_on" in sql and "holder" not in sql.split("WHERE")[0]
+    ]
+    assert renewals  # the leases were renewed while the run went on
+    assert (counter.total, counter.maximum) == (40, 2)
+    assert not ConnectionSlot.objects.filter(profile=profile).exclude(holder="").exists()
 
 
 def test_one_failing_mailbox_never_stops_the_others(

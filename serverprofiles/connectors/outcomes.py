@@ -27,6 +27,8 @@ class Cause(models.TextChoices):
     TOKEN_REJECTED = "token-rejected", "Mail server rejected the token"
     # SPEC 9: refused before anything was sent.
     PASSWORD_FOR_ANOTHER_SERVER = "password-for-another-server", "Password entered for another server"
+    # An OAuth client secret or key is no password, and is bound to a Token URL, not a server.
+    SECRET_FOR_ANOTHER_TOKEN_URL = "secret-for-another-token-url", "Secret entered for another Token URL"
     ENCRYPTION_REQUIRED = "encryption-required", "No encrypted connection"
     SERVER_ERROR = "server-error", "Server error"
     NOT_SUPPORTED = "not-supported", "Not supported for this server type"

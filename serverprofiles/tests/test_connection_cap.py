@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mailboxes.services import testing
-from serverprofiles import connection_cap
+from serverprofiles import connection_cap, connection_tests
 from serverprofiles.connection_cap import (
     NoConnectionSlot,
     connection_slot,
@@ -15,6 +15,9 @@ from serverprofiles.connection_cap import (
     connection_slot_lease,
     connection_slot_release,
     connection_slot_renew,
+    connection_slots_claim,
+    connection_slots_release,
+    connection_slots_renew,
 )
 from serverprofiles.connectors import Cause
 from serverprofiles.models import ConnectionSlot, EmailServerProfile
@@ -48,6 +51,37 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_free_it(make_p
     assert connection_slot_claim(profile) is None  # still held by the new holder
     assert connection_slot_renew(stale, timedelta(seconds=60)) is None
     assert connection_slot_renew(taken, timedelta(seconds=60)) is not None
+
+
+def test_several_slots_are_claimed_renewed_and_given_back_in_one_statement_each(
+    make_profile, django_assert_num_queries
+):
+    profile = make_profile(max_connections=3)
+    connection_slots_release(connection_slots_claim(profile, 3))  # the slots are made once
+
+    with django_assert_num_queries(2):  # UPDATE of the free ones, SELECT of those got
+        held = connection_slots_claim(profile, 5)
+    assert sorted(slot.number for slot in held) == [1, 2, 3]
+    assert connection_slots_claim(profile, 1) == []
+    with django_assert_num_queries(1):
+        assert connection_slots_renew(held, timedelta(seconds=60)) == []
+    with django_assert_num_queries(1):
+        connection_slots_release(held)
+    assert not ConnectionSlot.objects.filter(profile=profile).exclude(holder="").exists()
+
+
+def test_a_renewal_names_the_slots_lost_and_a_release_frees_only_its_own(make_profile):
+    profile = make_profile(max_connections=2)
+    mine = connection_slots_claim(profile, 2, lease=timedelta(seconds=-1))  # expired: as if stalled
+    taken = connection_slot_claim(profile)  # another process takes one of them over
+
+    lost = connection_slots_renew(mine, timedelta(seconds=60))
+    connection_slots_release(mine)
+
+    assert [slot.number for slot in lost] == [taken.number]
+    holders = dict(ConnectionSlot.objects.filter(profile=profile).values_list("number", "holder"))
+    assert holders[taken.number] == taken.holder  # still the other process's
+    assert holders[3 - taken.number] == ""
 
 
 def test_a_lease_holds_until_it_expires_by_the_database_clock(make_profile):
@@ -161,9 +195,9 @@ def test_test_connection_waits_for_a_slot_and_contacts_nothing_without_one(
     held = connection_slot_claim(profile)
     monkeypatch.setattr(connection_cap, "connection_slot_wait_limit", lambda profile: 0.2)
 
-    refused = testing.profile_test_connection(profile)
+    refused = connection_tests.profile_test_connection(profile)
     connection_slot_release(held)
-    tested = testing.profile_test_connection(profile)
+    tested = connection_tests.profile_test_connection(profile)
 
     assert refused.incoming.cause == refused.outgoing.cause == Cause.TIMED_OUT
     assert tested.ok, (tested.incoming.message, tested.outgoing.message)

@@ -199,3 +199,108 @@ def test_admin_read_only_role_gets_no_secret_input(client_for, readonly, sysadmi
 
     assert 'name="oauth_client_secret"' not in page
     assert client.post(f"{ADMIN}{profile.pk}/change/", admin_data()).status_code == 403
+
+
+# The secrets are called what they are (no "password") --------------------------------------
+
+
+def admin_help(response, name: str) -> str:
+    """The help text the admin renders under the field `name`."""
+    html = response.content.decode()
+    start = html.index(f'id="id_{name}_helptext"')
+    return html[start : html.index("</div>", start)]
+
+
+def test_admin_help_calls_the_secrets_by_their_names(client_for, sysadmin):
+    client = client_for(sysadmin)
+
+    add_page = client.get(ADMIN + "add/")
+    client.post(ADMIN + "add/", admin_data())
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    change_page = client.get(f"{ADMIN}{profile.pk}/change/")
+
+    assert "No client secret is set." in admin_help(add_page, "oauth_client_secret")
+    assert "No service account key is set." in admin_help(add_page, "oauth_service_account_key")
+    assert "A client secret is set." in admin_help(change_page, "oauth_client_secret")
+    assert "sent only to the Token URL it was entered for" in admin_help(change_page, "oauth_client_secret")
+    for page in (add_page, change_page):
+        for name in ("oauth_client_secret", "oauth_service_account_key"):
+            assert "password" not in admin_help(page, name).lower()
+    assert "A password is set" not in admin_help(change_page, "oauth_client_secret")
+
+
+def test_a_new_secret_and_clear_together_are_refused_in_the_secrets_words(client_for, sysadmin):
+    client = client_for(sysadmin)
+    client.post(ADMIN + "add/", admin_data())
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    url = f"{ADMIN}{profile.pk}/change/"
+    data = changeform_data(client.get(url))
+
+    response = client.post(
+        url, {**data, "oauth_client_secret": "New-One-9", "clear_oauth_client_secret": "on"}
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["clear_oauth_client_secret"]
+    assert errors == ["Enter a new client secret or clear the stored one, not both."]
+    assert "New-One-9" not in response.content.decode()
+
+
+def test_the_page_form_says_client_secret_and_key_not_password(sysadmin_client):
+    create_on_page(sysadmin_client)
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    url = f"/serverprofiles/{profile.pk}/"
+
+    response = sysadmin_client.post(
+        url,
+        page_form_data(sysadmin_client, url, oauth_client_secret="New-One-9", clear_oauth_client_secret="on"),
+    )
+
+    assert response.status_code == 200
+    secret = field_block(response, "clear_oauth_client_secret")
+    assert "Enter a new client secret or clear the stored one, not both." in secret
+    assert "No service account key is set." in field_block(response, "oauth_service_account_key")
+    assert "A client secret is set." in field_block(response, "oauth_client_secret")
+    assert "password is set" not in field_block(response, "oauth_client_secret")
+
+
+def test_history_names_a_changed_secret_by_its_label(client_for, sysadmin):
+    client = client_for(sysadmin)
+    client.post(ADMIN + "add/", admin_data())
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    url = f"{ADMIN}{profile.pk}/change/"
+
+    client.post(url, {**changeform_data(client.get(url)), "oauth_client_secret": "New-One-9"})
+
+    history = client.get(f"{ADMIN}{profile.pk}/history/").content.decode()
+    assert "Client Secret" in history
+    assert "ciphertext" not in history and "New-One-9" not in history
+
+
+def test_rebind_keeps_the_client_secret_bound_to_the_new_token_url(client_for, sysadmin):
+    """The admin's re-bind saves the re-bound client secret too (it used to re-bind it in
+    memory and save only the passwords), and says so."""
+    from serverprofiles.bindings import oauth_binding_refusal
+
+    client = client_for(sysadmin)
+    client.post(ADMIN + "add/", admin_data())
+    EmailServerProfile.objects.filter(name="Modern IMAP").update(
+        oauth_token_url="https://login2.contoso.test/token"
+    )
+    profile = EmailServerProfile.objects.get(name="Modern IMAP")
+    assert oauth_binding_refusal(profile.get_bound_oauth_secret(), profile.oauth_token_endpoint)
+
+    response = client.post(
+        ADMIN,
+        {"action": "rebind_passwords", "index": "0", "_selected_action": [str(profile.pk)]},
+        follow=True,
+    )
+
+    assert [str(m) for m in response.context["messages"]][-1] == (
+        "Stored passwords and OAuth secrets of 1 profile re-bound to their current servers."
+    )
+    profile.refresh_from_db()
+    assert oauth_binding_refusal(profile.get_bound_oauth_secret(), profile.oauth_token_endpoint) is None
+    assert profile.get_bound_oauth_secret().secret == SECRET
+    history = client.get(f"{ADMIN}{profile.pk}/history/").content.decode()
+    assert "Re-bound to the current servers: Client Secret." in history

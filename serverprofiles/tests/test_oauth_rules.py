@@ -11,6 +11,7 @@ from django.db import connection
 from mailboxadmin import encryption
 from mailboxes.tests.rules import rejected
 from serverprofiles.bindings import oauth_binding_refusal, token_url_destination
+from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod as Auth
 from serverprofiles.models import EmailServerProfile, OAuthProvider, ServerType
 from serverprofiles.services import profile_create
@@ -269,3 +270,24 @@ def test_the_database_refuses_an_oauth2_profile_without_its_client():
         EmailServerProfile.objects.filter(pk=profile.pk).update(oauth_client_secret_ciphertext="")
     with pytest.raises(IntegrityError), transaction.atomic():
         EmailServerProfile.objects.filter(pk=profile.pk).update(oauth_client_id="")
+
+
+def test_a_service_account_key_for_another_token_url_is_called_a_key():
+    from serverprofiles.oauth import profile_access_token
+
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": private_key_pem()})
+    profile = profile_create(
+        oauth_profile(oauth_provider=OAuthProvider.GOOGLE, oauth_token_url="", oauth_scope="", key=key)
+    )
+    EmailServerProfile.objects.filter(pk=profile.pk).update(
+        oauth_token_url="https://elsewhere.example.test/t"
+    )
+
+    refusal = profile_access_token(EmailServerProfile.objects.get(pk=profile.pk), subject="a@example.test")
+
+    assert refusal.cause == Cause.SECRET_FOR_ANOTHER_TOKEN_URL
+    assert refusal.message.startswith(
+        "Secret entered for another Token URL: the stored service account key was entered for "
+        "[https://oauth2.googleapis.com/token]"
+    )
+    assert "password" not in refusal.message.lower() and "client secret" not in refusal.message
