@@ -25,7 +25,8 @@ from django.utils import timezone
 from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxadmin.validators import is_host_name
-from mailboxes.services.testing import _endpoint, can_test_mailboxes, check_can_test_mailboxes
+from mailboxes.services.endpoints import profile_server_endpoint
+from mailboxes.services.testing import can_test_mailboxes, check_can_test_mailboxes
 from serverprofiles.connection_cap import NoConnectionSlot, connection_slot, connection_slot_lease
 from serverprofiles.connectors import Cause, Endpoint, Outcome, check_incoming, check_outgoing
 from serverprofiles.models import (
@@ -203,7 +204,7 @@ def profile_test_connection(
         if isinstance(credentials, Outcome):
             outcomes.append(credentials)
             continue
-        endpoint = _endpoint(profile, direction, *credentials)
+        endpoint = profile_server_endpoint(profile, direction, *credentials)
         outcomes.append(
             _check_within_cap(profile, check, endpoint) if isinstance(endpoint, Endpoint) else endpoint
         )
@@ -219,7 +220,7 @@ def _oauth_connection_test(profile: EmailServerProfile, direction: str, check) -
     token = profile_access_token(profile, subject=getattr(owner, "email", "") or "")
     if isinstance(token, Outcome):
         return token
-    endpoint = _endpoint(profile, direction, "", None)
+    endpoint = profile_server_endpoint(profile, direction, "", None)
     if isinstance(endpoint, Outcome):
         return endpoint
     outcome = _check_within_cap(profile, check, endpoint)

@@ -38,13 +38,10 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from mailboxadmin import encryption
-from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
 from mailboxes.services.bulk import insert_log_entries
 from mailboxes.services.endpoints import mailbox_endpoint as _mailbox_endpoint
-from mailboxes.services.endpoints import profile_server_endpoint as _endpoint
 from serverprofiles.connection_cap import (
     HeldSlot,
     NoConnectionSlot,
@@ -63,8 +60,8 @@ from serverprofiles.connectors import (
     check_incoming,
     check_outgoing,
 )
-from serverprofiles.models import AuthenticationMethod, EmailServerProfile
-from serverprofiles.oauth import mail_server_refused_token, profile_access_token, token_run
+from serverprofiles.models import EmailServerProfile
+from serverprofiles.oauth import mail_server_refused_token, token_run
 
 logger = logging.getLogger(__name__)
 
