@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Missing MailboxSync rows are looked for this often (seconds): Test & Enable makes them
 # at once; this catches mailboxes enabled any other way.
-SWEEP_SECONDS = 60
+SWEEP_SECONDS = 300
 
 
 def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
