@@ -48,6 +48,9 @@ def networks_env(name: str) -> list[str]:
 # The outbound policy of connection tests (serverprofiles/connectors/outbound.py):
 # loopback, link-local and cloud metadata addresses are refused unless allowed here;
 # blocked networks are refused whatever else says.
+# Mail processing (SPEC 8): a message larger than this many bytes is recorded with its
+# headers only (and a warning alert); its body is never fetched.
+MAIL_MAX_MESSAGE_SIZE = env.int("MAIL_MAX_MESSAGE_SIZE", default=25 * 1024 * 1024)
 MAIL_ALLOWED_NETWORKS = networks_env("MAIL_ALLOWED_NETWORKS")
 MAIL_BLOCKED_NETWORKS = networks_env("MAIL_BLOCKED_NETWORKS")
 

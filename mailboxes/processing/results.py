@@ -22,11 +22,14 @@ class PassResult:
     failed: int = 0
     cause: str | None = None
     transient: bool = False
+    # Not processed at all (not_processed_reason: inactive, not approved, not enabled...):
+    # `cause` says why for the command's output, but it is no failure of the server.
+    skipped: str | None = None
 
     @property
     def pass_failed(self) -> bool:
-        """The pass itself failed (as opposed to some of its messages)."""
-        return self.cause is not None
+        """The pass itself failed (as opposed to some of its messages, or being skipped)."""
+        return self.cause is not None and self.skipped is None
 
     def as_json(self) -> dict:
         return {

@@ -21,7 +21,6 @@ its size). Mailboxes are loaded and planned BATCH_SIZE at a time, the next batch
 last half of the previous one is still being tested.
 """
 
-import dataclasses
 import itertools
 import logging
 import queue
@@ -44,7 +43,8 @@ from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, Organization
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
 from mailboxes.processing.scheduler import mailboxes_enabled
 from mailboxes.services.bulk import insert_log_entries
-from serverprofiles.bindings import binding_refusal
+from mailboxes.services.endpoints import mailbox_endpoint as _mailbox_endpoint
+from mailboxes.services.endpoints import profile_server_endpoint as _endpoint
 from serverprofiles.connection_cap import (
     NoConnectionSlot,
     connection_slot,
@@ -56,13 +56,10 @@ from serverprofiles.connection_cap import (
 from serverprofiles.connectors import (
     APPROVAL_REQUIRED_MESSAGE,
     Cause,
-    CredentialError,
     Endpoint,
     Outcome,
-    check_act,
     check_incoming,
     check_outgoing,
-    profile_endpoint,
 )
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile
 from serverprofiles.oauth import mail_server_refused_token, profile_access_token, token_run
@@ -199,70 +196,6 @@ def _configuration(mailbox: Mailbox, profile_version) -> tuple:
     )
 
 
-def _credentials(
-    mailbox: Mailbox, profile: EmailServerProfile, direction: str
-) -> tuple[str, encryption.BoundSecret | None]:
-    """A5: the mailbox's own credentials when it may use them, otherwise the profile's;
-    the password with the servers it was entered for (SPEC 9)."""
-    auth = profile.incoming_auth if direction == "incoming" else profile.effective_outgoing_auth
-    if auth == AuthenticationMethod.ANONYMOUS:
-        return "", None
-    if mailbox.allow_credentials:
-        return mailbox.username, mailbox.get_bound_password()
-    if auth == AuthenticationMethod.PROFILE_CREDENTIALS:
-        return profile.bound_credentials(direction)
-    return "", None
-
-
-def _missing_credentials(profile: EmailServerProfile) -> Outcome:
-    return Outcome.failure(
-        Cause.AUTHENTICATION_FAILED,
-        f'no credentials to log in with: the server profile "{profile.name}" uses "Credentials '
-        'Specified by a User or Queue", and this mailbox\'s "Allow to Use Credentials for Email '
-        'Processing" is No. Set it to Yes and enter the user name and password.',
-    )
-
-
-def _workload_work(mailbox: Mailbox, profile: EmailServerProfile, workload: str) -> Endpoint | Outcome:
-    if workload == "act":
-        return check_act()
-    if profile.oauth_for(workload):
-        return _oauth_endpoint(profile, workload, _oauth_user(mailbox))
-    try:
-        username, bound = _credentials(mailbox, profile, workload)
-    except CredentialDecryptionError as exc:
-        return Outcome.failure(Cause.AUTHENTICATION_FAILED, str(exc))
-    auth = profile.incoming_auth if workload == "incoming" else profile.effective_outgoing_auth
-    if not username and auth != AuthenticationMethod.ANONYMOUS and not profile.is_exchange:
-        return _missing_credentials(profile)
-    return _endpoint(profile, workload, username, bound)
-
-
-def _oauth_user(mailbox: Mailbox) -> str:
-    """SPEC 7: the SASL user is the mailbox's address (its User Name where Allow to Use
-    Credentials is Yes)."""
-    if mailbox.allow_credentials and mailbox.username:
-        return mailbox.username
-    return mailbox.email
-
-
-def _oauth_endpoint(profile: EmailServerProfile, direction: str, username: str) -> Endpoint | Outcome:
-    """The endpoint to log in to as `username` with the profile's access token (got once
-    per profile and run, see serverprofiles/oauth.py), or why not."""
-    token = profile_access_token(profile, subject=username)
-    if isinstance(token, Outcome):
-        return token
-    endpoint = _endpoint(profile, direction, username, None)
-    if isinstance(endpoint, Outcome):
-        return endpoint
-    try:
-        return dataclasses.replace(endpoint, access_token=token)
-    except CredentialError as exc:  # nothing a mail server could be sent
-        return Outcome.failure(
-            Cause.TOKEN_REFUSED, f"the token endpoint answered a token that cannot be used: {exc}"
-        )
-
-
 def _checked(workload: str, endpoint: Endpoint, plan: _Plan) -> Outcome:
     """One workload's check; a refused token says what usually fixes it (SPEC 7). (The
     profile was loaded with the plan: no query here, in a worker thread.)"""
@@ -271,25 +204,6 @@ def _checked(workload: str, endpoint: Endpoint, plan: _Plan) -> Outcome:
         provider = plan.mailbox.server_profile.oauth_provider
         return mail_server_refused_token(outcome, provider=provider, protocol=endpoint.protocol)
     return outcome
-
-
-def _endpoint(
-    profile: EmailServerProfile, direction: str, username: str, bound: encryption.BoundSecret | str | None
-) -> Endpoint | Outcome:
-    """The endpoint to contact, or why not. A stored password (`bound`) goes only to a
-    server it was entered for (SPEC 9); one just typed (a str) goes to the form's server."""
-    password = bound.secret if isinstance(bound, encryption.BoundSecret) else bound or ""
-    try:
-        endpoint = profile_endpoint(profile, direction, username=username, password=password)
-    except CredentialError as exc:
-        return Outcome.failure(Cause.AUTHENTICATION_FAILED, f"{exc} Enter them again.")
-    except ValueError as exc:
-        return Outcome.failure(
-            Cause.SERVER_ERROR, f'the server profile "{profile.name}" cannot be used: {exc}'
-        )
-    if isinstance(bound, encryption.BoundSecret) and bound.secret:
-        return binding_refusal(bound, endpoint) or endpoint
-    return endpoint
 
 
 def _plan(mailbox: Mailbox, org: OrganizationSettings) -> _Plan:
@@ -313,7 +227,7 @@ def _plan(mailbox: Mailbox, org: OrganizationSettings) -> _Plan:
         if approval_missing:  # A2
             plan.work[workload] = Outcome.approval_required()
         else:
-            plan.work[workload] = _workload_work(mailbox, profile, workload)
+            plan.work[workload] = _mailbox_endpoint(mailbox, workload)
     return plan
 
 

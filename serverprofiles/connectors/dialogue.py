@@ -73,6 +73,15 @@ class ConnectionDropped(Exception):
     """The server closed the connection in the middle of the dialogue."""
 
 
+class SessionFailed(Exception):
+    """A session (imap_session, pop3_session) could not be opened or broke: `outcome` is
+    the failure with its cause (A4), as a connection test would report it."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
 class CABundleError(Exception):
     """settings.MAIL_CA_BUNDLE names a file that cannot be used."""
 
@@ -255,6 +264,19 @@ class Dialogue:
     def succeed(self, message: str) -> None:
         self.outcome = Outcome.success(message)
 
+    def renew_deadline(self) -> None:
+        """Give the dialogue a whole deadline again from now: a mail-processing session
+        renews it before each batch, so that each batch (not the whole session) must
+        finish within DIALOGUE_TIMEOUTS timeouts. Raises TimeoutError if it already ran out."""
+        if self._deadline.fired:
+            raise TimeoutError("the dialogue's deadline has passed")
+        renewed = Deadline(self.endpoint.deadline)
+        renewed.start()
+        if self._sockets:
+            renewed.watch(self._sockets[0])  # the TCP socket: shutting it down ends TLS too
+        previous, self._deadline = self._deadline, renewed
+        previous.cancel()
+
     def close_politely(self, goodbye) -> None:
         """Say goodbye and wait for the server to hang up, so its slot is free (A6)."""
         self.step = "logging out"
@@ -375,6 +397,55 @@ class Dialogue:
             f"{where} gave an answer the test could not understand while {step} "
             f'({type(exc).__name__}: "{self._quote(detail)}").',
         )
+
+
+# What a library client or the Dialogue raises when the server or the network fails; a
+# session's caller's own exceptions (a database error, say) are anything else.
+CONNECTION_ERRORS = (
+    OSError,
+    EOFError,
+    ServerReplyError,
+    NotTheProtocol,
+    AuthenticationRejected,
+    ConnectionDropped,
+    CABundleError,
+    outbound.DestinationNotAllowed,
+)
+
+
+@contextlib.contextmanager
+def session_dialogue(endpoint: Endpoint, translate, library_errors: tuple = ()):
+    """A Dialogue for a session that stays open while its caller works (mail processing).
+
+    The block (the protocol's session function, and through it its caller) runs inside the
+    Dialogue: the server's and the network's failures (CONNECTION_ERRORS and
+    `library_errors`) are classified as in a test and raised as SessionFailed, as is a
+    session that ends without success; anything else raised in the block is the
+    caller's and passes through unchanged, after the connection is closed.
+    """
+    escaped = None
+    with Dialogue(endpoint, translate=translate) as dialogue:
+        try:
+            yield dialogue
+        except CONNECTION_ERRORS + library_errors:
+            raise  # classified by the Dialogue
+        except Exception as exc:
+            escaped = exc
+    if escaped is not None:
+        raise escaped
+    if not dialogue.outcome.ok:
+        raise SessionFailed(dialogue.outcome)
+
+
+def session_refused(dialogue: "Dialogue") -> SessionFailed:
+    """The session could not be opened (`dialogue.outcome` says why, or no credentials)."""
+    outcome = dialogue.outcome
+    if outcome is None or outcome.ok:
+        outcome = Outcome.failure(
+            Cause.AUTHENTICATION_FAILED,
+            f"no credentials to log in to {dialogue.endpoint.where} with: mail cannot be read without them.",
+        )
+    return SessionFailed(outcome)
 
 
 class _StartTLS:

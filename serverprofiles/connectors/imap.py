@@ -1,4 +1,5 @@
-"""Incoming over IMAP: connect, TLS or STARTTLS, log in, open INBOX read-only, LOGOUT.
+"""Incoming over IMAP: connect, TLS or STARTTLS, log in, open INBOX read-only, LOGOUT
+(check_imap); or the same open session handed to mail processing (imap_session).
 
 Spoken by IMAPClient (over the standard library's imaplib), the client the mail
 processing uses too. IMAPClient opens its connection through imaplib; `_IMAP4` is
@@ -8,6 +9,8 @@ deadline), and each line read is checked before imaplib parses it (length, greet
 """
 
 import imaplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
@@ -24,6 +27,8 @@ from serverprofiles.connectors.dialogue import (
     drain,
     oauth_mechanism_offered,
     security,
+    session_dialogue,
+    session_refused,
     token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
@@ -43,6 +48,7 @@ class _IMAP4(imaplib.IMAP4):
         self.dialogue = dialogue
         self.last_line = b""
         self.logging_out = False
+        self.max_literal = MAX_LITERAL
         dialogue.connection = self
         endpoint = dialogue.endpoint
         super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
@@ -64,7 +70,7 @@ class _IMAP4(imaplib.IMAP4):
         return line
 
     def read(self, size: int) -> bytes:
-        if size > MAX_LITERAL:
+        if size > self.max_literal:
             raise ServerReplyError(
                 self.last_line[:MAX_QUOTED_LINE] + b" ... (a literal larger than the limit)"
             )
@@ -132,31 +138,87 @@ def _capabilities(connection: _IMAP4) -> set[str]:
 def check_imap(endpoint: Endpoint) -> Outcome:
     with Dialogue(endpoint, translate=_translate) as dialogue:
         client = _IMAPClient(dialogue)
-        imap = client.connection
-        preauthenticated = imap.state == "AUTH"
-        secured = endpoint.ssl
-        if not endpoint.ssl and "STARTTLS" in _capabilities(imap):
-            dialogue.step = STARTTLS_STEP
-            client.starttls(dialogue.starttls_context(STARTTLS_STEP, lambda: imap.file))
-            secured = True  # imaplib asked for the capabilities anew over TLS (RFC 3501 6.2.1)
-        how = security(endpoint, upgraded=secured, command="STARTTLS")
-        if not endpoint.username:
-            dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
-        elif not secured and not endpoint.allow_unencrypted_credentials and not preauthenticated:
-            dialogue.outcome = unencrypted_refused(endpoint, command="STARTTLS")
-        else:
-            if preauthenticated:
-                logged_in = "was pre-authenticated by the server"
-            else:
-                dialogue.step = LOGIN_STEP
-                logged_in = f"logged in as {endpoint.username}{_log_in(client, imap, endpoint)}"
+        connected = _open(dialogue, client)
+        if connected:
             dialogue.step = "opening INBOX"
             count = client.select_folder("INBOX", readonly=True).get(b"EXISTS", "?")
-            dialogue.succeed(
-                f"Connected to {endpoint.where} {how}, {logged_in} and opened INBOX ({count} messages)."
-            )
+            dialogue.succeed(f"{connected} and opened INBOX ({count} messages).")
         dialogue.close_politely(client.logout)
     return dialogue.outcome
+
+
+def _open(dialogue: Dialogue, client: _IMAPClient) -> str:
+    """Secure the connection (STARTTLS where offered) and log in: what was done, for a
+    success message; "" when the dialogue ends here (`dialogue.outcome` says why)."""
+    endpoint = dialogue.endpoint
+    imap = client.connection
+    preauthenticated = imap.state == "AUTH"
+    secured = endpoint.ssl
+    if not endpoint.ssl and "STARTTLS" in _capabilities(imap):
+        dialogue.step = STARTTLS_STEP
+        client.starttls(dialogue.starttls_context(STARTTLS_STEP, lambda: imap.file))
+        secured = True  # imaplib asked for the capabilities anew over TLS (RFC 3501 6.2.1)
+    how = security(endpoint, upgraded=secured, command="STARTTLS")
+    if not endpoint.username:
+        dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
+        return ""
+    if not secured and not endpoint.allow_unencrypted_credentials and not preauthenticated:
+        dialogue.outcome = unencrypted_refused(endpoint, command="STARTTLS")
+        return ""
+    if preauthenticated:
+        logged_in = "was pre-authenticated by the server"
+    else:
+        dialogue.step = LOGIN_STEP
+        logged_in = f"logged in as {endpoint.username}{_log_in(client, imap, endpoint)}"
+    return f"Connected to {endpoint.where} {how}, {logged_in}"
+
+
+class IMAPSession:
+    """An open, logged-in IMAP connection for mail processing: `client` is the
+    IMAPClient. Name the step before each command (`session.step = ...`: a failure says
+    what was being done) and call `renew()` before each batch (the dialogue's deadline
+    and the caller's own lease, through `on_renew`)."""
+
+    def __init__(self, dialogue: Dialogue, client: _IMAPClient):
+        self.dialogue, self.client = dialogue, client
+        self.on_renew = None
+
+    @property
+    def step(self) -> str:
+        return self.dialogue.step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        self.dialogue.step = value
+
+    @property
+    def capabilities(self) -> set[str]:
+        return _capabilities(self.client.connection)
+
+    def renew(self) -> None:
+        self.dialogue.renew_deadline()
+        if self.on_renew is not None:
+            self.on_renew()
+
+
+@contextmanager
+def imap_session(endpoint: Endpoint, *, max_literal: int = MAX_LITERAL) -> Iterator[IMAPSession]:
+    """Connect, secure and log in to `endpoint` as check_imap does (outbound policy,
+    credentials over TLS only, OAuth SASL, the deadline), and yield the session; LOGOUT
+    when the block ends. Raises SessionFailed (with the Outcome and its cause) when the
+    session cannot be opened or the server fails in the middle of it; any other
+    exception of the block (the caller's own: a database error, say) passes through
+    unchanged, the connection closed. `max_literal`: the largest message it may read."""
+    with session_dialogue(endpoint, _translate, (imaplib.IMAP4.error,)) as dialogue:
+        client = _IMAPClient(dialogue)
+        client.connection.max_literal = max_literal
+        connected = _open(dialogue, client)
+        if not connected:
+            dialogue.close_politely(client.logout)
+            raise session_refused(dialogue)
+        yield IMAPSession(dialogue, client)
+        dialogue.close_politely(client.logout)
+        dialogue.succeed(connected)
 
 
 def _log_in(client: _IMAPClient, imap: _IMAP4, endpoint: Endpoint) -> str:

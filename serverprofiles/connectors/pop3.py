@@ -1,4 +1,5 @@
-"""Incoming over POP3: connect, TLS or STLS, log in, STAT, QUIT.
+"""Incoming over POP3: connect, TLS or STLS, log in, STAT, QUIT (check_pop3); or the same
+open session handed to mail processing (pop3_session).
 
 Spoken by the standard library's poplib. `POP3Client` is poplib's POP3 on the
 Dialogue's socket (poplib has no public hook for its connection: `_create_socket` is the
@@ -9,9 +10,12 @@ server's reply (bytes) or with its own words (str); `_translate` tells them apar
 
 import base64
 import poplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from serverprofiles.connectors.dialogue import (
     GREETING_STEP,
+    MAX_LINE,
     AuthenticationRejected,
     ConnectionDropped,
     Dialogue,
@@ -20,6 +24,8 @@ from serverprofiles.connectors.dialogue import (
     drain,
     oauth_mechanism_offered,
     security,
+    session_dialogue,
+    session_refused,
     token_refused,
 )
 from serverprofiles.connectors.endpoints import Endpoint
@@ -41,6 +47,21 @@ class POP3Client(poplib.POP3):
 
     def _create_socket(self, timeout):
         return self.dialogue.open_socket()
+
+    def _getline(self):
+        # poplib's own, with a longer line allowed: its 2,048 bytes are less than
+        # real messages' lines (RETR and TOP carry the message's lines).
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise poplib.error_proto("line too long")
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
 
     def capabilities(self) -> dict[str, list[str]]:
         """CAPA's answer; none when the server does not know CAPA (it is optional)."""
@@ -101,52 +122,100 @@ def _translate(dialogue: Dialogue, exc: Exception) -> Exception:
 def check_pop3(endpoint: Endpoint) -> Outcome:
     with Dialogue(endpoint, translate=_translate) as dialogue:
         pop3 = POP3Client(dialogue)
-        secured = endpoint.ssl
-        capabilities = {}
-        if not endpoint.ssl:
-            dialogue.step = CAPA_STEP
-            capabilities = pop3.capabilities()
-            if "STLS" in capabilities:
-                dialogue.step = STLS_STEP
-                pop3.stls(dialogue.starttls_context(STLS_STEP, lambda: pop3.file))
-                secured = True
-                capabilities = None  # to be asked anew over TLS (RFC 2595 4)
-        how = security(endpoint, upgraded=secured, command="STLS")
-        if not endpoint.username:
-            dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
-        elif not secured and not endpoint.allow_unencrypted_credentials:
-            dialogue.outcome = unencrypted_refused(endpoint, command="STLS")
-        else:
-            dialogue.step = "logging in"
-            if endpoint.access_token:
-                if capabilities is None or endpoint.ssl:
-                    dialogue.step = CAPA_STEP
-                    capabilities = pop3.capabilities()
-                    dialogue.step = "logging in"
-                mechanism = oauth_mechanism_offered(endpoint, capabilities.get("SASL", ()))
-                try:
-                    pop3.authenticate(
-                        mechanism, oauth_responses(mechanism, endpoint.username, endpoint.access_token)
-                    )
-                except poplib.error_proto as exc:
-                    if not _refusal(exc):
-                        raise
-                    raise token_refused(endpoint, exc.args[0]) from None
-                logged_in = f"logged in as {endpoint.username} with OAuth 2.0 ({mechanism})"
-            else:
-                try:
-                    pop3.user(endpoint.username)
-                    pop3.pass_(endpoint.password)
-                except poplib.error_proto as exc:
-                    if not _refusal(exc):
-                        raise
-                    raise AuthenticationRejected(exc.args[0]) from None
-                logged_in = f"logged in as {endpoint.username}"
+        connected = _open(dialogue, pop3)
+        if connected:
             dialogue.step = STAT_STEP
             count = pop3.message_count()
-            dialogue.succeed(
-                f"Connected to {endpoint.where} {how}, {logged_in} and read the mailbox status "
-                f"({count} messages)."
-            )
+            dialogue.succeed(f"{connected} and read the mailbox status ({count} messages).")
         dialogue.close_politely(pop3.quit)
     return dialogue.outcome
+
+
+def _open(dialogue: Dialogue, pop3: POP3Client) -> str:
+    """Secure the connection (STLS where offered) and log in: what was done, for a
+    success message; "" when the dialogue ends here (`dialogue.outcome` says why)."""
+    endpoint = dialogue.endpoint
+    secured = endpoint.ssl
+    capabilities = {}
+    if not endpoint.ssl:
+        dialogue.step = CAPA_STEP
+        capabilities = pop3.capabilities()
+        if "STLS" in capabilities:
+            dialogue.step = STLS_STEP
+            pop3.stls(dialogue.starttls_context(STLS_STEP, lambda: pop3.file))
+            secured = True
+            capabilities = None  # to be asked anew over TLS (RFC 2595 4)
+    how = security(endpoint, upgraded=secured, command="STLS")
+    if not endpoint.username:
+        dialogue.succeed(f"Connected to {endpoint.where} {how}; login not tried (no credentials given).")
+        return ""
+    if not secured and not endpoint.allow_unencrypted_credentials:
+        dialogue.outcome = unencrypted_refused(endpoint, command="STLS")
+        return ""
+    dialogue.step = "logging in"
+    if endpoint.access_token:
+        if capabilities is None or endpoint.ssl:
+            dialogue.step = CAPA_STEP
+            capabilities = pop3.capabilities()
+            dialogue.step = "logging in"
+        mechanism = oauth_mechanism_offered(endpoint, capabilities.get("SASL", ()))
+        try:
+            pop3.authenticate(mechanism, oauth_responses(mechanism, endpoint.username, endpoint.access_token))
+        except poplib.error_proto as exc:
+            if not _refusal(exc):
+                raise
+            raise token_refused(endpoint, exc.args[0]) from None
+        logged_in = f"logged in as {endpoint.username} with OAuth 2.0 ({mechanism})"
+    else:
+        try:
+            pop3.user(endpoint.username)
+            pop3.pass_(endpoint.password)
+        except poplib.error_proto as exc:
+            if not _refusal(exc):
+                raise
+            raise AuthenticationRejected(exc.args[0]) from None
+        logged_in = f"logged in as {endpoint.username}"
+    return f"Connected to {endpoint.where} {how}, {logged_in}"
+
+
+class POP3Session:
+    """An open, logged-in POP3 connection for mail processing: `client` is the
+    POP3Client. Name the step before each command (`session.step = ...`) and call
+    `renew()` before each batch (the dialogue's deadline, and the caller's own lease
+    through `on_renew`)."""
+
+    def __init__(self, dialogue: Dialogue, client: POP3Client):
+        self.dialogue, self.client = dialogue, client
+        self.on_renew = None
+
+    @property
+    def step(self) -> str:
+        return self.dialogue.step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        self.dialogue.step = value
+
+    def renew(self) -> None:
+        self.dialogue.renew_deadline()
+        if self.on_renew is not None:
+            self.on_renew()
+
+
+@contextmanager
+def pop3_session(endpoint: Endpoint) -> Iterator[POP3Session]:
+    """Connect, secure and log in to `endpoint` as check_pop3 does, and yield the
+    session; QUIT when the block ends (the server then carries out the DELEs: RFC 1939's
+    UPDATE state). Raises SessionFailed when the session cannot be opened or the server
+    fails in it; any other exception of the block passes through unchanged, the
+    connection closed without QUIT (so nothing is deleted)."""
+    with session_dialogue(endpoint, _translate, (poplib.error_proto,)) as dialogue:
+        pop3 = POP3Client(dialogue)
+        connected = _open(dialogue, pop3)
+        if not connected:
+            dialogue.close_politely(pop3.quit)
+            raise session_refused(dialogue)
+        yield POP3Session(dialogue, pop3)
+        dialogue.step = "logging out (QUIT), which deletes the messages marked for deletion"
+        pop3.quit()
+        dialogue.succeed(connected)

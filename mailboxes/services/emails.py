@@ -1,0 +1,283 @@
+"""Recording email (SPEC 8): the one write path from a fetched message to an Email row and
+its raw message.
+
+- `message_parse(raw)`: what an Email shows of a message (Message-ID, Subject, From, To,
+  Cc, Date, attachments) and its digest, tolerant of what real mail contains: RFC 2047
+  words, 8-bit headers in a legacy charset (windows-1252, a superset of ISO-8859-1 in
+  its printable range), broken MIME. A message it cannot make sense of is `malformed`,
+  never refused: it is recorded whole all the same.
+- `email_record(mailbox, raw, ...)`: the raw message saved to the "emails" storage, then
+  the row inserted; when (mailbox, digest) is already there (a retry, a rescan after
+  UIDVALIDITY changed, a crash after the row but before the server learnt of it), the
+  message counts as recorded before and the file just saved is removed: nothing is
+  recorded twice and no orphan file is left behind.
+- `recorded_digests(mailbox, digests)`: which of these are recorded already (one query for
+  a batch), so that a rescan does not write files only to remove them.
+- `processing_alert(mailbox, severity, message)`: an alert on the mailbox (incoming).
+"""
+
+import email
+import email.errors
+import email.header
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from mailboxes.models import Email, Mailbox, MailboxAlert
+
+logger = logging.getLogger(__name__)
+
+# MIME structure defects after which the parts of a message cannot be trusted.
+STRUCTURE_DEFECTS = (
+    email.errors.StartBoundaryNotFoundDefect,
+    email.errors.MultipartInvariantViolationDefect,
+    email.errors.NoBoundaryInMultipartDefect,
+    email.errors.MissingHeaderBodySeparatorDefect,
+)
+FALLBACK_CHARSET = "windows-1252"
+MAX_FIELD = 998
+
+
+@dataclass
+class ParsedMessage:
+    digest: str
+    message_id: str = ""
+    subject: str = ""
+    from_address: str = ""
+    to: list[str] = field(default_factory=list)  # each "Name <address>"
+    cc: list[str] = field(default_factory=list)
+    sent_on: datetime | None = None
+    received_on: datetime | None = None  # from the last Received header (POP3)
+    attachments: list[dict] = field(default_factory=list)
+    malformed: str = ""  # why it could not be parsed; "" when it could
+    message: email.message.EmailMessage | None = field(default=None, repr=False)
+
+    def addresses(self) -> set[str]:
+        """The To and Cc addresses, lower-cased."""
+        found = set()
+        for text in self.to + self.cc:
+            _name, address = email.utils.parseaddr(text)
+            if "@" in address:
+                found.add(address.lower())
+        return found
+
+
+def message_digest(message_id: str, raw: bytes) -> str:
+    """SHA-256 of the normalised Message-ID, or of the raw message when it has none."""
+    normalised = message_id.strip().strip("<>").strip()
+    if normalised:
+        return hashlib.sha256(b"message-id:" + normalised.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def message_parse(raw: bytes) -> ParsedMessage:
+    """Parse `raw` (a whole message, or its headers only)."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        parsed = _fields(message, raw)
+    except Exception as exc:  # the parser is tolerant; a decoder may not be
+        logger.info("A message could not be parsed: %s", type(exc).__name__)
+        return ParsedMessage(digest=message_digest(_raw_message_id(raw), raw), malformed=type(exc).__name__)
+    defects = [d for d in message.defects if isinstance(d, STRUCTURE_DEFECTS)]
+    if not message.keys():
+        parsed.malformed = "it has no headers"
+    elif defects:
+        parsed.malformed = (
+            "its MIME structure is broken (" + ", ".join(type(d).__name__ for d in defects) + ")"
+        )
+    return parsed
+
+
+def _fields(message: email.message.EmailMessage, raw: bytes) -> ParsedMessage:
+    message_id = _text(message, "message-id", raw)
+    parsed = ParsedMessage(
+        digest=message_digest(message_id, raw),
+        message_id=message_id[:MAX_FIELD],
+        subject=_text(message, "subject", raw)[:MAX_FIELD],
+        from_address=", ".join(_addresses(message, "from", raw))[:MAX_FIELD],
+        to=_addresses(message, "to", raw),
+        cc=_addresses(message, "cc", raw),
+        sent_on=_date(message.get("date")),
+        received_on=_received_on(message),
+        message=message,
+    )
+    parsed.attachments = _attachments(message)
+    return parsed
+
+
+def _text(message, name: str, raw: bytes) -> str:
+    """A header as text: RFC 2047 decoded; 8-bit bytes read as UTF-8, else windows-1252."""
+    try:
+        value = message.get(name)
+    except Exception:
+        value = None
+        text = "\ufffd"
+    else:
+        if value is None:
+            return ""
+        text = str(value)
+    if "\ufffd" in text or any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = _legacy_header(raw, name) or text
+    return " ".join(text.split())
+
+
+def _legacy_header(raw: bytes, name: str) -> str:
+    """The header `name` read from the raw bytes (a rare path: 8-bit or broken headers)."""
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    value = headers.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    data = value.encode("ascii", "surrogateescape")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode(FALLBACK_CHARSET, "replace")
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:
+        return text
+
+
+def _addresses(message, name: str, raw: bytes) -> list[str]:
+    try:
+        header = message.get(name)
+        if header is None:
+            return []
+        addresses = [str(a) for group in header.groups for a in group.addresses]
+        if addresses and not any("\ufffd" in a for a in addresses):
+            return addresses
+    except Exception as exc:  # an address list the parser could not make sense of
+        logger.info("The %s header could not be parsed: %s", name, type(exc).__name__)
+    text = _text(message, name, raw)
+    return [email.utils.formataddr(pair) for pair in email.utils.getaddresses([text]) if pair[1]]
+
+
+def _date(header) -> datetime | None:
+    try:
+        moment = header.datetime if header is not None else None
+    except Exception:
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _received_on(message) -> datetime | None:
+    """When the last server received it: the date after the ";" of the first Received header."""
+    try:
+        received = message.get("received")
+    except Exception:
+        return None
+    if received is None or ";" not in str(received):
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(str(received).rsplit(";", 1)[1].strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _attachments(message) -> list[dict]:
+    found = []
+    for part in message.walk():
+        if part is message or part.is_multipart() and part.get_content_type() != "message/rfc822":
+            continue
+        filename = part.get_filename()
+        if not (filename or part.get_content_disposition() == "attachment"):
+            if part.get_content_type() != "message/rfc822":
+                continue
+        found.append({"name": filename or "", "type": part.get_content_type(), "size": _part_size(part)})
+    return found
+
+
+def _part_size(part) -> int:
+    try:
+        if part.get_content_type() == "message/rfc822":
+            return len(part.get_payload(0).as_bytes())
+        return len(part.get_payload(decode=True) or b"")
+    except Exception:
+        return 0
+
+
+def _raw_message_id(raw: bytes) -> str:
+    try:
+        value = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw).get("message-id")
+        return str(value or "")
+    except Exception:
+        return ""
+
+
+# Recording ----------------------------------------------------------------------------
+
+
+def recorded_digests(mailbox_id: int, digests: Iterable[str]) -> set[str]:
+    """Which of `digests` the mailbox has recorded already (one query)."""
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    return set(
+        Email.objects.filter(mailbox_id=mailbox_id, digest__in=wanted).values_list("digest", flat=True)
+    )
+
+
+def email_record(
+    mailbox: Mailbox,
+    raw: bytes,
+    parsed: ParsedMessage,
+    *,
+    received_on: datetime,
+    size: int,
+    headers_only: bool = False,
+    forward_mailbox: Mailbox | None = None,
+) -> Email | None:
+    """Record `raw` as an Email of `mailbox`, regarding its user or queue; None when the
+    mailbox had recorded it already. The raw file is saved first, then the row inserted;
+    if the row cannot be inserted the file is removed again."""
+    record = Email(
+        mailbox=mailbox,
+        regarding_user_id=mailbox.user_id if mailbox.kind == Mailbox.Kind.USER else None,
+        regarding_queue_id=mailbox.queue_id if mailbox.kind == Mailbox.Kind.QUEUE else None,
+        forward_mailbox=forward_mailbox,
+        digest=parsed.digest,
+        message_id=parsed.message_id,
+        subject=parsed.subject,
+        from_address=parsed.from_address,
+        to_addresses=", ".join(parsed.to),
+        cc_addresses=", ".join(parsed.cc),
+        sent_on=parsed.sent_on,
+        received_on=received_on,
+        size=size,
+        headers_only=headers_only,
+        malformed=bool(parsed.malformed),
+        attachments=parsed.attachments,
+    )
+    record.raw.save(f"{parsed.digest}.eml", ContentFile(raw), save=False)
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        record.raw.delete(save=False)
+        if not Email.objects.filter(mailbox=mailbox, digest=parsed.digest).exists():
+            raise  # another constraint: a bug, not a duplicate
+        return None
+    except BaseException:
+        record.raw.delete(save=False)
+        raise
+    return record
+
+
+def processing_alert(mailbox: Mailbox, severity: str, message: str) -> MailboxAlert:
+    return MailboxAlert.objects.create(
+        mailbox=mailbox, severity=severity, workload=MailboxAlert.Workload.INCOMING, message=message
+    )
