@@ -252,7 +252,7 @@ def test_a_failed_mailbox_makes_the_command_exit_1_with_its_cause_and_no_secret(
     by_mailbox = {line["mailbox"]: line for line in lines}
     assert by_mailbox[good.email]["recorded"] == 2 and by_mailbox[good.email]["cause"] is None
     assert by_mailbox[bad.email]["failed"] == 1
-    assert "user name or password" in by_mailbox[bad.email]["cause"]
+    assert by_mailbox[bad.email]["cause"].startswith("Authentication failed: ")
     output = json.dumps(lines) + error + "".join(capfd.readouterr())
     assert MAIL_PASSWORD not in output and ACCOUNT_PASSWORD not in output
 
@@ -266,8 +266,9 @@ def test_a_named_mailbox_that_is_not_processed_says_why(
 
     status, lines, _ = run_command(mailbox.email, "--once", "--json")
 
-    assert lines[0]["cause"] == "not processed: the mailbox is inactive"
-    assert status == 1
+    assert lines[0]["cause"] == "Not processed: the mailbox is inactive."
+    assert (lines[0]["failed"], status) == (0, 0)  # nothing failed: there was nothing to do
+    assert not MailboxSync.objects.filter(pk=mailbox.pk).exists()
 
 
 def test_help_documents_the_command():
@@ -307,7 +308,7 @@ def test_ten_authentication_failures_disable_the_mailbox_and_test_and_enable_ena
         MailboxAlert.objects.filter(mailbox=mailbox).order_by("pk").values_list("severity", "message")
     )
     assert len(alerts) == 10 and {severity for severity, _ in alerts} == {"error"}
-    assert alerts[0][1].startswith("Mail processing failed: ") and "user name or password" in alerts[0][1]
+    assert alerts[0][1].startswith("Mail processing failed: Authentication failed: ")
     assert "failed 10 times in a row" in alerts[-1][1] and "Test & Enable Mailbox" in alerts[-1][1]
     assert alerts[-1][1] == disabled.incoming_error
     assert scheduler.due_ids() == []

@@ -60,7 +60,10 @@ def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
             cause=f"the pass stopped unexpectedly ({type(exc).__name__}); it is tried again later",
             transient=True,
         )
-    scheduler.finish_pass(mailbox, holder, result)
+    if result.skipped:  # not processed after all (its profile cannot be read, say)
+        scheduler.release(mailbox_id, holder)
+    else:
+        scheduler.finish_pass(mailbox, holder, result)
     return result
 
 
@@ -129,12 +132,19 @@ class Worker:
                 self.on_result(result)
 
 
+def not_processed(address: str, reason: str) -> PassResult:
+    """A named mailbox that is not processed: no failure of its server (the engine's
+    convention), the reason in `cause`."""
+    return PassResult(address, skipped=reason, cause=f"Not processed: {reason}.")
+
+
 def process_once(mailbox_ids: list[int] | None = None) -> list[PassResult]:
     """`process_mailboxes --once`: one pass now over the given mailboxes (due or not),
     else over every mailbox due now, one after another in this thread; then return.
 
-    A given mailbox that is not processed (inactive, unapproved, not enabled) fails with
-    the reason; one another worker is processing is waited for, at most two leases.
+    A given mailbox that is not processed (inactive, unapproved, not enabled) comes back
+    skipped, with the reason; one another worker is processing is waited for, at most
+    two leases, then fails.
     """
     holder = scheduler.new_holder()
     results: list[PassResult] = []
@@ -161,16 +171,14 @@ def _named(mailbox_ids: list[int], holder: str) -> list[PassResult]:
     for pk in mailbox_ids:
         reason = not_processed_reason(mailboxes[pk])
         if reason:
-            results[pk] = PassResult(mailboxes[pk].email, failed=1, cause=f"not processed: {reason}")
+            results[pk] = not_processed(mailboxes[pk].email, reason)
         else:
             waiting.append(pk)
     deadline = time.monotonic() + 2 * settings.MAIL_PROCESSING_LEASE_SECONDS
     while waiting:
         claimed = scheduler.claim_named(holder, waiting)
         for pk in claimed:
-            results[pk] = run_pass(pk, holder) or PassResult(
-                mailboxes[pk].email, failed=1, cause="not processed: it changed while waiting"
-            )
+            results[pk] = run_pass(pk, holder) or not_processed(mailboxes[pk].email, "it changed meanwhile")
         waiting = [pk for pk in waiting if pk not in claimed]
         if waiting and time.monotonic() > deadline:
             for pk in waiting:
