@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from mailboxes.models import Mailbox
 from mailboxes.processing import scheduler
@@ -82,6 +82,7 @@ class Worker:
         self.holder = scheduler.new_holder()
         self.on_result = on_result
         self.stopping = threading.Event()
+        self._next_sweep = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -89,34 +90,50 @@ class Worker:
     def run(self) -> None:
         logger.info("Mail-processing worker %s started (%s at once)", self.holder, self.threads)
         running: dict[Future, int] = {}
-        next_sweep = 0.0
         try:
             with (
                 scheduler.LeaseKeeper(self.holder),
                 ThreadPoolExecutor(self.threads, thread_name_prefix="mail-pass") as pool,
             ):
                 while not self.stopping.is_set():
-                    close_old_connections()
-                    if time.monotonic() >= next_sweep:
-                        scheduler.create_missing_syncs()
-                        next_sweep = time.monotonic() + SWEEP_SECONDS
-                    claimed = scheduler.claim_due(self.holder, self.threads - len(running))
-                    for mailbox_id in claimed:
-                        running[pool.submit(_in_thread, mailbox_id, self.holder)] = mailbox_id
+                    claimed = self._claim(pool, running)
                     if running:  # free threads look again after the idle time, or when a pass ends
                         idle = settings.MAIL_PROCESSING_IDLE_SECONDS
                         self._collect(
                             wait(list(running), timeout=idle, return_when=FIRST_COMPLETED).done, running
                         )
-                    else:
+                    elif not claimed:
                         self.stopping.wait(settings.MAIL_PROCESSING_IDLE_SECONDS)
                 logger.info(
                     "Mail-processing worker %s stopping: finishing %s passes", self.holder, len(running)
                 )
                 self._collect(wait(list(running)).done, running)
         finally:
-            scheduler.release_leases(self.holder)
+            try:
+                scheduler.release_leases(self.holder)
+            except DatabaseError:  # the leases expire by themselves
+                logger.warning("Could not give back the leases of %s", self.holder)
             logger.info("Mail-processing worker %s stopped", self.holder)
+
+    def _claim(self, pool: ThreadPoolExecutor, running: dict[Future, int]) -> list[int]:
+        """Claim due mailboxes for the free threads and start their passes. A database
+        that is away for a moment is waited for: the worker keeps running (it would
+        otherwise stop the server beside it under `make serve`)."""
+        try:
+            close_old_connections()
+            if time.monotonic() >= self._next_sweep:
+                scheduler.create_missing_syncs()
+                self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            claimed = scheduler.claim_due(self.holder, self.threads - len(running))
+        except DatabaseError as error:
+            logger.warning(
+                "Mail processing could not reach the database (%s); trying again", type(error).__name__
+            )
+            connection.close()
+            return []
+        for mailbox_id in claimed:
+            running[pool.submit(_in_thread, mailbox_id, self.holder)] = mailbox_id
+        return claimed
 
     def _collect(self, done, running: dict[Future, int]) -> None:
         for future in done:
