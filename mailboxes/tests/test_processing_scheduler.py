@@ -321,3 +321,21 @@ def test_test_and_enable_forgets_the_failures_and_makes_the_mailbox_due_now(prof
     after = sync(mailbox)
     assert (after.consecutive_failures, after.last_error, after.next_poll_on) == (0, "", None)
     assert scheduler.claim_due("w", 1) == [mailbox.pk]
+
+
+def test_claiming_and_finishing_take_a_fixed_number_of_queries(
+    profile, make_enabled_mailbox, django_assert_num_queries
+):
+    mailboxes = [make_enabled_mailbox(profile) for _ in range(5)]
+    scheduler.create_missing_syncs()
+
+    # The organisation's settings (approval), SELECT the due free mailboxes, UPDATE them
+    # if still due and free, SELECT those now ours — however many are claimed.
+    with django_assert_num_queries(4):
+        assert len(scheduler.claim_due("w", 10)) == 5
+    # SAVEPOINT, SELECT … FOR UPDATE the row, UPDATE it, UPDATE the lease if still ours,
+    # RELEASE SAVEPOINT.
+    with django_assert_num_queries(5):
+        scheduler.finish_pass(mailboxes[0], "w", PassResult(mailboxes[0].email, recorded=1))
+    with django_assert_num_queries(1):
+        assert scheduler.renew_leases("w") == 4
