@@ -643,3 +643,50 @@ def test_the_serve_script_of_make_run_processes_mail_with_its_worker(
 
     assert len(set(recorded(mailbox))) == 2
     assert "Traceback" not in output, output
+
+
+@transactional
+def test_a_worker_told_to_stop_finishes_the_pass_it_is_in_and_gives_its_leases_back(
+    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+):
+    db = shared_database
+    (account,) = add_accounts(dovecot, 1)
+    total = 300
+    deliver(dovecot, account, total, size=2000)
+    mailbox = make_processed_mailbox(make_test_server_profile(), account)
+
+    with db.shared():
+        worker = manage(["process_mailboxes", "--json"], db.env)
+        wait_until(lambda: db.counts()["emails"] > 0, processes=[worker])
+        code, stdout, stderr = stop(worker)  # SIGTERM in the middle of the pass
+        final = db.counts()
+
+    assert code == 0, stderr
+    assert "finishing the passes under way" in stderr
+    assert json.loads(stdout)["recorded"] == total
+    assert final == {"emails": total, "synced": 1, "held": 0}
+    assert len(set(recorded(mailbox))) == total
+
+
+@transactional
+def test_a_lease_renewed_during_a_long_pass_keeps_another_process_waiting(
+    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+):
+    db = shared_database
+    db.env["MAIL_PROCESSING_LEASE_SECONDS"] = "1"  # far shorter than the pass
+    (account,) = add_accounts(dovecot, 1)
+    total = 400
+    deliver(dovecot, account, total, size=2000)
+    mailbox = make_processed_mailbox(make_test_server_profile(), account)
+    once = ["process_mailboxes", mailbox.email, "--once", "--json"]
+
+    with db.shared():
+        first = manage(once, db.env)
+        wait_until(lambda: db.counts()["emails"] > 0, processes=[first])
+        second = manage(once, db.env)  # finds the lease held, and waits for it
+        first_outcome, second_outcome = finish(first, 120), finish(second, 120)
+
+    assert first_outcome[0] == 0 and second_outcome[0] == 0, first_outcome + second_outcome
+    assert json.loads(first_outcome[1])["recorded"] == total  # never taken over mid-pass
+    assert json.loads(second_outcome[1])["recorded"] == 0
+    assert len(recorded(mailbox)) == total

@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 
 from django.core.management.base import CommandError
@@ -83,8 +84,11 @@ class Command(ScriptCommand):
         stops = []
 
         def stop(signum, frame):
-            if stops:  # a second signal: stop now, the leases expire
-                raise SystemExit(1)
+            if stops:  # a second signal: stop now (not even waiting for the passes' threads);
+                # what they had not committed is rolled back, and their leases expire
+                self.stderr.write(f"{signal.strsignal(signum)}: stopping now.")
+                self.stderr.flush()
+                os._exit(1)
             stops.append(signum)
             self.stderr.write(
                 f"{signal.strsignal(signum)}: finishing the passes under way (again to stop now)."
