@@ -2,18 +2,23 @@
 Dovecot, the messages APPENDed by the test with IMAPClient and read over IMAP or POP3."""
 
 import contextlib
-from datetime import UTC, datetime
+import logging
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 import pytest
 from django.core.files.storage import FileSystemStorage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from imapclient import IMAPClient
 
 from mailboxes.models import Email, FolderSync, IncomingMethod, Mailbox, MailboxAlert, SeenMessage
 from mailboxes.processing.engine import UNPROCESSED, process_mailbox
 from mailboxes.services.mailboxes import mailbox_save
-from tests.fixtures.mailservers import MAIL_PASSWORD, MAIL_USERNAME, running_dovecot
+from tests.fixtures.mailservers import LOOPBACK, MAIL_PASSWORD, MAIL_USERNAME, running_dovecot
 
 pytestmark = [pytest.mark.servers, pytest.mark.django_db]
 
@@ -312,3 +317,342 @@ def test_pop3_delete_after_processing_deletes_only_what_was_committed(
     assert account.messages() == []
     assert Email.objects.filter(mailbox=mailbox).count() == 4
     assert not SeenMessage.objects.filter(mailbox=mailbox).exists()  # deleted, not remembered
+
+
+# Forward mailboxes --------------------------------------------------------------------
+
+
+@pytest.fixture
+def forward_setup(make_forward_mailbox, make_user, make_queue, org, imap_profile, pop3_profile):
+    """A forward mailbox on the test account; two users and a queue whose Incoming Email is
+    Forward Mailbox (approval required, and given); one more user awaiting approval."""
+    from mailboxes.models import ApprovalStatus
+
+    def make(*, incoming: str = "imap", delete: bool = False):
+        profile = imap_profile if incoming == "imap" else pop3_profile
+        forward = enabled(
+            make_forward_mailbox(
+                server_profile=profile,
+                allow_credentials=True,
+                username=MAIL_USERNAME,
+                password=MAIL_PASSWORD,
+                delete_after_processing=delete,
+            )
+        )
+        targets = [make_user().mailbox, make_user().mailbox, make_queue().mailbox, make_user().mailbox]
+        for target in targets:
+            target.server_profile = profile
+            target.incoming_method = IncomingMethod.FORWARD_MAILBOX
+            mailbox_save(target)
+        approved, pending = targets[:3], targets[3]
+        Mailbox.objects.filter(pk__in=[t.pk for t in approved]).update(
+            approval_status=ApprovalStatus.APPROVED
+        )
+        Mailbox.objects.filter(pk=pending.pk).update(approval_status=ApprovalStatus.PENDING)
+        return forward, *approved, pending
+
+    return make
+
+
+def test_forward_mailbox_records_each_original_for_each_recipient_mailbox(account, forward_setup):
+    forward, alice, bob, support, pending = forward_setup(delete=True)
+    to_alice_cc_support = message("For Alice and Support", to=alice.email, cc=support.email)
+    to_bob = message("For Bob", to=f"Bob <{bob.email.upper()}>")
+    account.append(forwarded(to_alice_cc_support))
+    account.append(forwarded(to_bob))
+    account.append(message("Not forwarded", to=alice.email))  # plain: no attachment
+    account.append(forwarded(message("For nobody", to="nobody@example.test")))
+    account.append(forwarded(message("For the pending one", to=pending.email)))
+
+    assert forward.delete_after_processing
+    result = process_mailbox(forward)
+
+    assert (result.fetched, result.recorded, result.unmatched, result.deleted, result.failed) == (
+        5,
+        3,
+        3,
+        2,
+        0,
+    ), result
+    recorded = {(e.mailbox_id, e.subject) for e in Email.objects.all()}
+    assert recorded == {
+        (alice.pk, "For Alice and Support"),
+        (support.pk, "For Alice and Support"),
+        (bob.pk, "For Bob"),
+    }
+    for email in Email.objects.all():
+        assert email.forward_mailbox_id == forward.pk
+        target = Mailbox.objects.get(pk=email.mailbox_id)
+        assert (email.regarding_user_id, email.regarding_queue_id) == (target.user_id, target.queue_id)
+        assert email.raw.read().startswith(b"Subject: For")  # the original, not the forward
+    # Never deleted unless recorded: the three others are in Unprocessed, nothing lost.
+    assert account.messages() == []
+    assert account.subjects(UNPROCESSED) == ["FW: forwarded", "FW: forwarded", "Not forwarded"]
+    alerts = list(
+        MailboxAlert.objects.filter(mailbox=forward, severity="warning").values_list("message", flat=True)
+    )
+    assert len(alerts) == 3
+    assert any("not a forwarded message" in a for a in alerts)
+    assert any("matches no mailbox" in a and "nobody@example.test" in a for a in alerts)
+    assert any(f"{pending.email} is not approved" in a for a in alerts)
+
+    again = process_mailbox(forward)
+    assert (again.fetched, again.recorded, again.unmatched) == (0, 0, 0), again
+
+
+def test_forward_mailbox_without_deleting_remembers_and_records_nothing_twice(account, forward_setup):
+    forward, alice, *_ = forward_setup()
+    account.append(forwarded(message("Kept", to=alice.email)))
+
+    first = process_mailbox(forward)
+    second = process_mailbox(forward)
+
+    assert (first.recorded, first.deleted, second.recorded) == (1, 0, 0), (first, second)
+    assert account.subjects() == ["FW: forwarded"]
+    assert Email.objects.filter(mailbox=alice).count() == 1
+
+
+def test_forward_mailbox_over_pop3_leaves_the_unmatched_and_never_fetches_them_again(account, forward_setup):
+    forward, alice, *_ = forward_setup(incoming="pop3", delete=True)
+    account.append(forwarded(message("Over POP3", to=alice.email)))
+    account.append(message("Plain over POP3", to=alice.email))
+
+    first = process_mailbox(forward)
+    second = process_mailbox(forward)
+
+    assert (first.recorded, first.unmatched, first.deleted) == (1, 1, 1), first
+    assert (second.fetched, second.recorded) == (0, 0), second
+    assert account.subjects() == ["Plain over POP3"]
+    assert Email.objects.get(mailbox=alice).subject == "Over POP3"
+    assert (
+        MailboxAlert.objects.filter(mailbox=forward, message__contains="not a forwarded message").count() == 1
+    )
+
+
+# Faults -------------------------------------------------------------------------------
+
+
+class CuttingProxy:
+    """Forwards LOOPBACK:port to Dovecot, cutting each connection after `limit` bytes from
+    the server (the first connection only), as a network or a server that dies mid-fetch."""
+
+    def __init__(self, upstream: tuple[str, int], limit: int):
+        self.upstream, self.limit = upstream, limit
+        self.connections = 0
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            limit = self.limit if self.connections == 1 else None
+            threading.Thread(target=self._serve, args=(client, limit), daemon=True).start()
+
+    def _serve(self, client, limit):
+        upstream = socket.create_connection(self.upstream)
+
+        def close():
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+        def pump(source, target, budget):
+            sent = 0
+            try:
+                while data := source.recv(4096):
+                    if budget is not None and sent + len(data) >= budget:
+                        target.sendall(data[: budget - sent])
+                        break
+                    target.sendall(data)
+                    sent += len(data)
+            except OSError:
+                pass
+            close()
+
+        threading.Thread(target=pump, args=(client, upstream, None), daemon=True).start()
+        pump(upstream, client, limit)
+
+    def close(self):
+        self._listener.close()
+
+
+def test_server_drops_the_connection_mid_fetch_then_the_next_pass_records_each_once(
+    account, dovecot, make_test_server_profile, queue_mailbox
+):
+    proxy = CuttingProxy((dovecot.plain_host, dovecot.imap_port), limit=6000)
+    try:
+        profile = make_test_server_profile(
+            incoming="imap", incoming_server=LOOPBACK, incoming_port=proxy.port
+        )
+        mailbox = queue_mailbox(profile, delete_after_processing=True)
+        for n in range(12):
+            account.append(message(f"Cut {n}", body="x" * 1500 + "\n"))
+
+        first = process_mailbox(mailbox)
+        second = process_mailbox(mailbox)
+    finally:
+        proxy.close()
+
+    assert first.cause and first.transient and first.failed == 1, first
+    assert "Server error" in first.cause
+    assert second.cause is None, second
+    assert first.recorded + second.recorded == 12
+    assert Email.objects.filter(mailbox=mailbox).count() == 12
+    assert account.messages() == []
+
+
+def test_awkward_messages_are_recorded(account, imap_profile, own_mailbox, settings):
+    settings.MAIL_MAX_MESSAGE_SIZE = 20_000
+    mailbox = own_mailbox(imap_profile)
+    broken_mime = (
+        b"Subject: Broken MIME\r\nMessage-ID: <broken@example.org>\r\n"
+        b"Content-Type: multipart/mixed; boundary=never-there\r\n\r\nno boundary at all\r\n"
+    )
+    legacy = (
+        "Subject: Caf\xe9 cr\xe8me \x80 price\r\nFrom: J\xf6rg <j@example.org>\r\nTo: x@example.test\r\n"
+        "Message-ID: <legacy@example.org>\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\n"
+        "Body with \x80 and \xe9\r\n"
+    ).encode("latin-1")
+    encoded = message("=?iso-8859-1?q?Gr=FC=DFe?=", message_id="<encoded@example.org>")
+    no_id = message("Without Message-ID", message_id=None)
+    large = message("Too large", body="y" * 30_000 + "\n")
+    for raw in (broken_mime, legacy, encoded, no_id, large):
+        account.append(raw)
+    account.append(message("After the broken one"))
+
+    result = process_mailbox(mailbox)
+
+    assert (result.fetched, result.recorded, result.failed) == (6, 6, 0), result
+    emails = {e.subject: e for e in Email.objects.filter(mailbox=mailbox)}
+    assert emails["Broken MIME"].malformed
+    assert emails["Broken MIME"].raw.read() == broken_mime
+    assert "Café crème € price" in emails, list(emails)
+    assert emails["Café crème € price"].from_address == "Jörg <j@example.org>"
+    assert "Grüße" in emails
+    assert emails["Without Message-ID"].message_id == ""
+    assert len(emails["Without Message-ID"].digest) == 64
+    assert emails["Too large"].headers_only and emails["Too large"].size > 30_000
+    assert b"yyyy" not in emails["Too large"].raw.read()
+    alerts = MailboxAlert.objects.filter(mailbox=mailbox)
+    assert alerts.filter(severity="error", message__contains="Broken MIME").count() == 1
+    assert alerts.filter(severity="warning", message__contains="Too large").count() == 1
+
+
+def test_mail_received_before_the_cutoff_is_skipped(account, imap_profile, pop3_profile, own_mailbox):
+    cutoff = datetime(2026, 6, 1, tzinfo=UTC)
+    imap = own_mailbox(imap_profile, process_email_after=cutoff)
+    old, new = cutoff - timedelta(days=3), cutoff + timedelta(days=3)
+    account.append(message("Old", date=old, message_id="<old@example.org>"), when=old)
+    account.append(message("New", date=new, message_id="<new@example.org>"), when=new)
+
+    result = process_mailbox(imap)
+
+    assert (result.fetched, result.recorded) == (1, 1), result
+    assert list(Email.objects.filter(mailbox=imap).values_list("subject", flat=True)) == ["New"]
+    # The profile's Process Email From counts when the mailbox sets none (POP3: the date
+    # from the headers).
+    pop3_profile.process_email_from = cutoff
+    pop3_profile.save()
+    pop3 = own_mailbox(pop3_profile)
+    result = process_mailbox(pop3)
+    assert (result.fetched, result.recorded) == (1, 1), result
+    assert list(Email.objects.filter(mailbox=pop3).values_list("subject", flat=True)) == ["New"]
+
+
+# Not processed, failures and secrets --------------------------------------------------
+
+
+def test_a_mailbox_not_processed_is_skipped_not_failed(imap_profile, own_mailbox):
+    mailbox = own_mailbox(imap_profile)
+    Mailbox.objects.filter(pk=mailbox.pk).update(state=Mailbox.State.INACTIVE)
+    mailbox.refresh_from_db()
+
+    result = process_mailbox(mailbox)
+
+    assert result.skipped == "the mailbox is inactive"
+    assert (result.failed, result.transient, result.pass_failed) == (0, False, False)
+    assert result.as_json()["cause"] == "Not processed: the mailbox is inactive."
+    assert set(result.as_json()) == {
+        "mailbox",
+        "fetched",
+        "recorded",
+        "unmatched",
+        "deleted",
+        "failed",
+        "cause",
+    }
+
+
+def test_wrong_password_is_a_permanent_failure_without_the_password_anywhere(
+    account, imap_profile, own_mailbox, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    wrong = 'Wr0ng-"secret"-77'
+    mailbox = own_mailbox(imap_profile, password=wrong)
+    account.append(message("Unread"))
+
+    result = process_mailbox(mailbox)
+
+    assert result.cause.startswith("Authentication failed"), result
+    assert (result.failed, result.transient) == (1, False)
+    assert wrong not in str(result) and wrong not in caplog.text
+    assert not MailboxAlert.objects.filter(message__contains=wrong).exists()
+
+
+def test_closed_port_is_a_transient_failure(make_test_server_profile, own_mailbox, closed_port):
+    mailbox = own_mailbox(
+        make_test_server_profile(incoming="imap", incoming_server=LOOPBACK, incoming_port=closed_port)
+    )
+
+    result = process_mailbox(mailbox)
+
+    assert result.cause.startswith("Connection refused") and result.transient, result
+
+
+def test_the_connection_slot_is_held_while_processing(account, imap_profile, own_mailbox, monkeypatch):
+    from mailboxes.processing import engine
+    from serverprofiles.models import ConnectionSlot
+
+    mailbox = own_mailbox(imap_profile)
+    account.append(message("Slot"))
+    held_while_recording = []
+    commit = engine.emails_commit
+
+    def spy(records):
+        held_while_recording.append(
+            ConnectionSlot.objects.filter(profile=imap_profile).exclude(holder="").count()
+        )
+        return commit(records)
+
+    monkeypatch.setattr(engine, "emails_commit", spy)
+
+    assert process_mailbox(mailbox).recorded == 1
+    assert held_while_recording == [1]
+    assert not ConnectionSlot.objects.filter(profile=imap_profile).exclude(holder="").exists()
+
+
+@pytest.mark.parametrize("count", [5, 40])
+def test_queries_per_pass_do_not_grow_with_the_messages(account, imap_profile, queue_mailbox, count):
+    """A group's rows go in one INSERT and its check for duplicates in one SELECT: the
+    queries of a pass are fixed, whatever the number of messages (up to a group)."""
+    mailbox = queue_mailbox(imap_profile, delete_after_processing=True)
+    for n in range(count):
+        account.append(message(f"Counted {n}"))
+    mailbox = Mailbox.objects.select_related("server_profile").get(pk=mailbox.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = process_mailbox(mailbox)
+
+    assert (result.recorded, result.deleted) == (count, count), result
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The settings; the profile's slots (made at this first claim: 4), claimed (2),
+    # renewed before the metadata and the group (2), released (1); the folder's sync (made:
+    # 4); recorded already?, the INSERT and what was stored (3).
+    assert len(statements) == 17, "\n".join(sql[:100] for sql in statements)
+    assert sum(sql.startswith("INSERT") and 'INTO "mailboxes_email"' in sql for sql in statements) == 1

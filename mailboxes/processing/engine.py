@@ -48,14 +48,15 @@ from django.conf import settings
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from mailboxes.models import FolderSync, Mailbox, OrganizationSettings, SeenMessage
+from mailboxes.models import Email, FolderSync, Mailbox, MailboxAlert, OrganizationSettings, SeenMessage
 from mailboxes.models.alerts import AlertSeverity
 from mailboxes.models.choices import ApprovalStatus, IncomingMethod
 from mailboxes.processing.eligibility import not_processed_reason
 from mailboxes.processing.results import PassResult
 from mailboxes.services.emails import (
     ParsedMessage,
-    email_record,
+    email_prepare,
+    emails_commit,
     message_parse,
     processing_alert,
     recorded_digests,
@@ -219,7 +220,9 @@ class _Fetched:
 
 class _Handler:
     """What a pass does with a group of fetched messages: record them (own mailbox) or
-    route their forwarded originals (forward mailbox)."""
+    route their forwarded originals (forward mailbox). The group's raw files are saved
+    one by one, its rows inserted in one statement (services/emails.py), its alerts
+    written together: a few queries a group, one INSERT's worth a message."""
 
     def __init__(self, run: _Run):
         self.run = run
@@ -228,30 +231,47 @@ class _Handler:
     def handle(self, group: list[_Fetched]) -> None:
         for item in group:
             item.parsed = message_parse(item.raw)
+        self.alerts: list[MailboxAlert] = []
+        self.pending: dict[tuple[int, str], Email] = {}  # (mailbox, digest) -> row to insert
+        needs: dict[int, list[tuple[int, str]]] = {}  # item -> the rows it needs
+        failed: set[int] = set()
         if self.mailbox.is_forward:
-            self._route(group)
+            self._route(group, needs, failed)
         else:
-            self._record_own(group)
-
-    # Own mailboxes ------------------------------------------------------------------
-
-    def _record_own(self, group: list[_Fetched]) -> None:
-        known = recorded_digests(self.mailbox.pk, (item.parsed.digest for item in group))
+            known = recorded_digests(self.mailbox.pk, (item.parsed.digest for item in group))
+            for item in group:
+                key = (self.mailbox.pk, item.parsed.digest)
+                needs[id(item)] = [key]
+                if item.parsed.digest not in known and not self._prepare(
+                    self.mailbox, item, item.raw, item.parsed
+                ):
+                    failed.add(id(item))
+        inserted, present = emails_commit(list(self.pending.values())) if self.pending else ([], set())
+        for record in inserted:
+            self.run.result.recorded += 1
+            self._alerts_for(record)
         for item in group:
-            if item.parsed.digest not in known:
-                if not self._record(self.mailbox, item, item.raw, item.parsed):
-                    continue
-                known.add(item.parsed.digest)
-            item.done = True
+            if item.unmatched or id(item) in failed:
+                continue
+            wanted = needs.get(id(item), [])
+            missing = [key for key in wanted if key in self.pending and key not in present]
+            if missing:
+                self.run.result.failed += 1
+            item.done = not missing
+        if self.alerts:
+            MailboxAlert.objects.bulk_create(self.alerts)
 
-    def _record(
+    def _prepare(
         self, target: Mailbox, item: _Fetched, raw: bytes, parsed: ParsedMessage, forward=None
     ) -> bool:
-        """Record one message for `target`; whether it is recorded (now or before)."""
-        result = self.run.result
+        """Save one message's raw file for `target`, its row to be inserted with the group's;
+        False when the file could not be saved (the message is then tried again next pass)."""
+        key = (target.pk, parsed.digest)
+        if key in self.pending:  # the same message twice in the group
+            return True
         received_on = item.received_on or parsed.received_on or parsed.sent_on or self.run.now
         try:
-            email = email_record(
+            self.pending[key] = email_prepare(
                 target,
                 raw,
                 parsed,
@@ -261,34 +281,46 @@ class _Handler:
                 forward_mailbox=forward,
             )
         except Exception as exc:
-            logger.exception("Recording a message of %s failed", self.mailbox.email)
-            result.failed += 1
-            self.run.alert(
+            logger.warning("Saving a message of %s failed: %s", self.mailbox.email, type(exc).__name__)
+            self.run.result.failed += 1
+            self._alert(
                 AlertSeverity.ERROR,
                 f"A message ({_describe(parsed)}) could not be recorded ({type(exc).__name__}); it stays "
                 "on the server and is tried again at the next pass.",
             )
             return False
-        if email is None:
-            return True
-        result.recorded += 1
-        if parsed.malformed:
-            self.run.alert(
+        return True
+
+    def _alerts_for(self, email: Email) -> None:
+        described = (
+            f'"{email.subject[:80] or "(no subject)"}", Message-ID {email.message_id[:120] or "(none)"}'
+        )
+        if email.malformed:
+            self._alert(
                 AlertSeverity.ERROR,
-                f"A message ({_describe(parsed)}) could not be parsed: {parsed.malformed}. It was "
-                "recorded whole (its raw message kept); its fields may be empty.",
+                f"A message ({described}) could not be parsed. It was recorded whole (its raw "
+                "message kept); its fields may be empty.",
             )
-        if item.headers_only:
-            self.run.alert(
+        if email.headers_only:
+            self._alert(
                 AlertSeverity.WARNING,
-                f"A message ({_describe(parsed)}) of {item.size:,} bytes is over the limit of "
+                f"A message ({described}) of {email.size:,} bytes is over the limit of "
                 f"{self.run.limit:,} bytes: only its headers were recorded.",
             )
-        return True
+
+    def _alert(self, severity: str, message: str) -> None:
+        self.alerts.append(
+            MailboxAlert(
+                mailbox=self.mailbox,
+                severity=severity,
+                workload=MailboxAlert.Workload.INCOMING,
+                message=message,
+            )
+        )
 
     # Forward mailboxes --------------------------------------------------------------
 
-    def _route(self, group: list[_Fetched]) -> None:
+    def _route(self, group: list[_Fetched], needs: dict, failed: set) -> None:
         originals = {id(item): _originals(item.parsed) for item in group}
         every = [parsed for found in originals.values() for _raw, parsed in found]
         candidates = self._candidates({address for parsed in every for address in parsed.addresses()})
@@ -298,7 +330,7 @@ class _Handler:
             if not found:
                 item.unmatched = "it is not a forwarded message (it has no message/rfc822 attachment)"
                 continue
-            reasons, recorded_all = [], True
+            reasons, prepared_all, wanted = [], True, []
             for raw, parsed in found:
                 targets, reason = self._targets(parsed, candidates)
                 if not targets:
@@ -306,17 +338,15 @@ class _Handler:
                 for target in targets:
                     if target.pk not in known:
                         known[target.pk] = recorded_digests(target.pk, (p.digest for p in every))
-                    if parsed.digest in known[target.pk]:
-                        continue
-                    if self._record(target, item, raw, parsed, forward=self.mailbox):
-                        known[target.pk].add(parsed.digest)
-                    else:
-                        recorded_all = False
-            # A message with an original that failed to record stays where it is (the
-            # next pass tries again); one with an original that matched nothing goes to
-            # Unprocessed, its other originals recorded all the same.
-            item.unmatched = "; ".join(reasons) if recorded_all else ""
-            item.done = recorded_all and not reasons
+                    wanted.append((target.pk, parsed.digest))
+                    if parsed.digest not in known[target.pk]:
+                        prepared_all &= self._prepare(target, item, raw, parsed, forward=self.mailbox)
+            needs[id(item)] = wanted
+            if not prepared_all:
+                failed.add(id(item))  # stays where it is: the next pass tries again
+            elif reasons:
+                # Unprocessed, its other originals recorded all the same.
+                item.unmatched = "; ".join(reasons)
 
     def _candidates(self, addresses: set[str]) -> dict[str, Mailbox]:
         """The user and queue mailboxes with these addresses (one query)."""
@@ -395,8 +425,9 @@ class _IMAPPass:
         self.mailbox = run.mailbox
         self.handler = _Handler(run)
         self.deleting = self.mailbox.delete_after_processing
-        self.uidplus = "UIDPLUS" in session.capabilities
-        self.move = "MOVE" in session.capabilities
+        capabilities = session.capabilities
+        self.uidplus = "UIDPLUS" in capabilities
+        self.move = "MOVE" in capabilities
         self.unprocessed_ready = False
 
     def process(self) -> None:

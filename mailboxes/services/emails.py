@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
 
 from mailboxes.models import Email, Mailbox, MailboxAlert
 
@@ -125,27 +124,45 @@ def _text(message, name: str, raw: bytes) -> str:
         if value is None:
             return ""
         text = str(value)
-    if "\ufffd" in text or any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _undecoded(text):
         text = _legacy_header(raw, name) or text
-    return " ".join(text.split())
+    return _safe(" ".join(text.split()))
+
+
+def _undecoded(text: str) -> bool:
+    """Whether the parser left bytes it could not decode (replacement or surrogate characters)."""
+    return "\ufffd" in text or any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _safe(text: str) -> str:
+    """Text the database takes: no lone surrogates, no NUL."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def _legacy_header(raw: bytes, name: str) -> str:
-    """The header `name` read from the raw bytes (a rare path: 8-bit or broken headers)."""
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    value = headers.get(name)
+    """The header `name` read from the raw bytes (a rare path: 8-bit or broken headers):
+    unfolded, read as UTF-8 else windows-1252, its RFC 2047 words decoded."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    prefix = name.encode("ascii").lower() + b":"
+    value = None
+    for line in lines:
+        if value is not None:
+            if line[:1] in (b" ", b"\t"):
+                value += b" " + line.strip()
+                continue
+            break
+        if line.lower().startswith(prefix):
+            value = line[len(prefix) :].strip()
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):
-        value = str(value)
-    data = value.encode("ascii", "surrogateescape")
     try:
-        text = data.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode(FALLBACK_CHARSET, "replace")
+        text = value.decode(FALLBACK_CHARSET, "replace")
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
-    except Exception:
+    except Exception:  # an encoded word that names no known charset: the text as it is
         return text
 
 
@@ -155,12 +172,21 @@ def _addresses(message, name: str, raw: bytes) -> list[str]:
         if header is None:
             return []
         addresses = [str(a) for group in header.groups for a in group.addresses]
-        if addresses and not any("\ufffd" in a for a in addresses):
-            return addresses
+        if addresses and not any(_undecoded(a) for a in addresses):
+            return [_safe(a) for a in addresses]
     except Exception as exc:  # an address list the parser could not make sense of
         logger.info("The %s header could not be parsed: %s", name, type(exc).__name__)
     text = _text(message, name, raw)
-    return [email.utils.formataddr(pair) for pair in email.utils.getaddresses([text]) if pair[1]]
+    return [_safe(_display(name, address)) for name, address in email.utils.getaddresses([text]) if address]
+
+
+def _display(name: str, address: str) -> str:
+    """ "Name <address>" as people read it (formataddr would encode a non-ASCII name)."""
+    if not name:
+        return address
+    if any(ch in name for ch in ',;:<>@"'):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}>"
 
 
 def _date(header) -> datetime | None:
@@ -231,7 +257,7 @@ def recorded_digests(mailbox_id: int, digests: Iterable[str]) -> set[str]:
     )
 
 
-def email_record(
+def email_prepare(
     mailbox: Mailbox,
     raw: bytes,
     parsed: ParsedMessage,
@@ -240,10 +266,9 @@ def email_record(
     size: int,
     headers_only: bool = False,
     forward_mailbox: Mailbox | None = None,
-) -> Email | None:
-    """Record `raw` as an Email of `mailbox`, regarding its user or queue; None when the
-    mailbox had recorded it already. The raw file is saved first, then the row inserted;
-    if the row cannot be inserted the file is removed again."""
+) -> Email:
+    """`raw` saved to the "emails" storage, and its Email row (of `mailbox`, regarding its
+    user or queue) ready for emails_commit(); the row is not inserted yet."""
     record = Email(
         mailbox=mailbox,
         regarding_user_id=mailbox.user_id if mailbox.kind == Mailbox.Kind.USER else None,
@@ -263,18 +288,42 @@ def email_record(
         attachments=parsed.attachments,
     )
     record.raw.save(f"{parsed.digest}.eml", ContentFile(raw), save=False)
-    try:
-        with transaction.atomic():
-            record.save(force_insert=True)
-    except IntegrityError:
-        record.raw.delete(save=False)
-        if not Email.objects.filter(mailbox=mailbox, digest=parsed.digest).exists():
-            raise  # another constraint: a bug, not a duplicate
-        return None
-    except BaseException:
-        record.raw.delete(save=False)
-        raise
     return record
+
+
+def emails_commit(records: list[Email]) -> tuple[list[Email], set[tuple[int, str]]]:
+    """Insert the rows of prepared Emails (their files saved) in one statement.
+
+    Returns the ones inserted now, and every (mailbox, digest) among them that is recorded
+    (now or before). A row the database refused (recorded already: the unique constraint)
+    has its file removed again, so no orphan file is left behind; a failure of the
+    database removes every file of the group and is raised.
+    """
+    try:
+        Email.objects.bulk_create(records, ignore_conflicts=True)
+        stored = dict(
+            ((mailbox_id, digest), name)
+            for mailbox_id, digest, name in Email.objects.filter(
+                mailbox_id__in={r.mailbox_id for r in records}, digest__in={r.digest for r in records}
+            ).values_list("mailbox_id", "digest", "raw")
+        )
+    except BaseException:
+        for record in records:
+            record.raw.storage.delete(record.raw.name)
+        raise
+    inserted = []
+    for record in records:
+        if stored.get((record.mailbox_id, record.digest)) == record.raw.name:
+            inserted.append(record)
+        else:
+            record.raw.storage.delete(record.raw.name)
+    return inserted, set(stored)
+
+
+def email_record(mailbox: Mailbox, raw: bytes, parsed: ParsedMessage, **fields) -> Email | None:
+    """Record one message (see email_prepare); None when the mailbox had it already."""
+    inserted, _present = emails_commit([email_prepare(mailbox, raw, parsed, **fields)])
+    return inserted[0] if inserted else None
 
 
 def processing_alert(mailbox: Mailbox, severity: str, message: str) -> MailboxAlert:

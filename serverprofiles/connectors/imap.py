@@ -193,7 +193,12 @@ class IMAPSession:
 
     @property
     def capabilities(self) -> set[str]:
-        return _capabilities(self.client.connection)
+        """What the server offers now, logged in (servers announce UIDPLUS, MOVE and the like
+        only after login)."""
+        return {
+            (word.decode("ascii", "replace") if isinstance(word, bytes) else str(word)).upper()
+            for word in self.client.capabilities()
+        }
 
     def renew(self) -> None:
         self.dialogue.renew_deadline()
