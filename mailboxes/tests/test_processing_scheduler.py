@@ -157,7 +157,7 @@ def test_mailboxes_that_are_not_processed_are_never_claimed(profile, make_enable
     assert unapproved.pk not in scheduler.due_ids()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite has one writer at a time: nothing races")
 def test_workers_racing_for_the_same_due_mailboxes_never_get_one_twice(profile, make_enabled_mailbox):
     mailboxes = [make_enabled_mailbox(profile) for _ in range(40)]
