@@ -29,6 +29,7 @@ import time
 import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from io import StringIO
 from urllib.parse import quote
 
 import pytest
@@ -155,8 +156,6 @@ def sync(mailbox) -> MailboxSync:
 
 def run_command(*args) -> tuple[int, list, str]:
     """`process_mailboxes ARGS` in this process: (exit status, JSON lines, error)."""
-    from io import StringIO
-
     out, err = StringIO(), StringIO()
     try:
         call_command("process_mailboxes", *args, stdout=out, stderr=err)
@@ -220,6 +219,9 @@ def test_once_without_addresses_processes_every_due_mailbox_and_only_those(
     assert len(recorded(due)) == 1 and recorded(later) == []
     # The interval holds: right away, nothing is due.
     assert run_command("--once", "--json")[1] == []
+    out = StringIO()
+    call_command("process_mailboxes", "--once", stdout=out)
+    assert out.getvalue() == "No mailbox is due.\n"
 
 
 def test_an_unknown_address_stops_the_command_before_anything_is_processed(
@@ -235,6 +237,9 @@ def test_an_unknown_address_stops_the_command_before_anything_is_processed(
     assert error == "There is no mailbox with the address nobody@example.test; nothing was processed."
     assert lines == [] and recorded(mailbox) == []
     assert not MailboxSync.objects.filter(pk=mailbox.pk).exists()
+
+    status, _lines, error = run_command(mailbox.email)  # a worker takes no addresses
+    assert status != 0 and error == "ADDRESS needs --once: a worker processes every due mailbox."
 
 
 def test_a_failed_mailbox_makes_the_command_exit_1_with_its_cause_and_no_secret(
@@ -272,8 +277,6 @@ def test_a_named_mailbox_that_is_not_processed_says_why(
 
 
 def test_help_documents_the_command():
-    from io import StringIO
-
     from django.core.management import load_command_class
 
     command = load_command_class("mailboxes", "process_mailboxes")

@@ -16,7 +16,9 @@ class Command(ScriptCommand):
         "mailboxes named by ADDRESS (due or not), else over every mailbox that is due, then "
         "exit. Without --once: run as a mail-processing worker until SIGTERM or SIGINT (it "
         "finishes the passes it is in); any number of workers on any number of hosts share "
-        "one database, each mailbox processed by one worker at a time. Prints one line per "
+        "one database, each mailbox processed by one worker at a time (each worker needs the "
+        "same DATABASE_URL, FIELD_ENCRYPTION_KEYS and emails storage; README: Mail "
+        "processing: workers). Prints one line per "
         "mailbox processed (--json: one JSON object per line: mailbox, fetched, recorded, "
         "unmatched, deleted, failed, cause). Exits 1 if any mailbox failed; an unknown "
         "ADDRESS stops it before anything is processed."
@@ -47,6 +49,8 @@ class Command(ScriptCommand):
             self.run_worker()
             return
         results = process_once(self.named(addresses) if addresses else None)
+        if not results and not self.as_json:
+            self.stdout.write("No mailbox is due.")
         for result in results:
             self.show(result)
         failed = [result for result in results if result.failed]
