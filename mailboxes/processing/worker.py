@@ -68,10 +68,13 @@ def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
 
 
 def _in_thread(mailbox_id: int, holder: str) -> PassResult | None:
+    """A pass in one of the worker's threads, on that thread's own database connection,
+    kept from pass to pass as a request's is (CONN_MAX_AGE), dropped when broken."""
+    close_old_connections()
     try:
         return run_pass(mailbox_id, holder)
     finally:
-        connection.close()  # this thread's own connection
+        close_old_connections()
 
 
 class Worker:
