@@ -285,6 +285,17 @@ def finish_pass(mailbox: Mailbox, holder: str, result: PassResult) -> None:
     )
 
 
+def postpone(mailbox: Mailbox, holder: str) -> None:
+    """A leased mailbox that was not processed after all (the engine skipped it: an
+    Exchange Server profile, say) is due again after its interval, like a pass that
+    found nothing — not at once, or the workers would claim it again and again — and
+    its lease is given back. Its failures are left as they are."""
+    MailboxSync.objects.filter(pk=mailbox.pk).update(
+        next_poll_on=_from_now(polling_interval(mailbox.server_profile))
+    )
+    release(mailbox.pk, holder)
+
+
 def release(mailbox_id: int, holder: str) -> None:
     """Give back a lease without recording a pass (the mailbox was not processed)."""
     MailboxSync.objects.filter(pk=mailbox_id, lease_holder=holder).update(

@@ -32,6 +32,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from mailboxes.models import Mailbox
 from mailboxes.processing import scheduler
 from mailboxes.processing.eligibility import not_processed_reason
+from mailboxes.processing.engine import process_mailbox
 from mailboxes.processing.results import PassResult
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,12 @@ SWEEP_SECONDS = 300
 def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
     """One pass over a mailbox leased to `holder`, recorded (scheduler.finish_pass).
     None if the mailbox is no longer processed (deleted, disabled meanwhile)."""
-    from mailboxes.processing.engine import process_mailbox
-
     mailbox = Mailbox.objects.select_related("server_profile").filter(pk=mailbox_id).first()
-    if mailbox is None or not_processed_reason(mailbox):
+    if mailbox is None:
         scheduler.release(mailbox_id, holder)
+        return None
+    if not_processed_reason(mailbox):
+        scheduler.postpone(mailbox, holder)
         return None
     try:
         result = process_mailbox(mailbox)
@@ -60,8 +62,8 @@ def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
             cause=f"the pass stopped unexpectedly ({type(exc).__name__}); it is tried again later",
             transient=True,
         )
-    if result.skipped:  # not processed after all (its profile cannot be read, say)
-        scheduler.release(mailbox_id, holder)
+    if result.skipped:  # not processed after all (an Exchange Server profile, say)
+        scheduler.postpone(mailbox, holder)
     else:
         scheduler.finish_pass(mailbox, holder, result)
     return result

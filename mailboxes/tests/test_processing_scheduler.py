@@ -339,3 +339,28 @@ def test_claiming_and_finishing_take_a_fixed_number_of_queries(
         scheduler.finish_pass(mailboxes[0], "w", PassResult(mailboxes[0].email, recorded=1))
     with django_assert_num_queries(1):
         assert scheduler.renew_leases("w") == 4
+
+
+def test_a_mailbox_the_engine_skips_is_due_again_after_its_interval_not_at_once(
+    make_profile, make_enabled_mailbox
+):
+    from mailboxes.processing.worker import run_pass
+    from serverprofiles.models import ServerType
+
+    exchange = make_profile(
+        server_type=ServerType.EXCHANGE,
+        incoming_server="https://mail.example.test/EWS/Exchange.asmx",
+        outgoing_server="https://mail.example.test/EWS/Exchange.asmx",
+        min_polling_interval=10,
+    )
+    mailbox = make_enabled_mailbox(exchange)
+    scheduler.create_missing_syncs()
+    assert scheduler.claim_due("w", 1) == [mailbox.pk]
+
+    result = run_pass(mailbox.pk, "w")
+
+    assert result.skipped and result.failed == 0 and result.cause.startswith("Not processed: ")
+    after = sync(mailbox)
+    assert (after.lease_holder, after.consecutive_failures, after.last_sync_on) == ("", 0, None)
+    assert after.next_poll_on > db_now() + timedelta(minutes=9)
+    assert scheduler.claim_due("w", 1) == []  # the workers do not spin on it
