@@ -693,3 +693,39 @@ def test_a_lease_renewed_during_a_long_pass_keeps_another_process_waiting(
     assert json.loads(first_outcome[1])["recorded"] == total  # never taken over mid-pass
     assert json.loads(second_outcome[1])["recorded"] == 0
     assert len(recorded(mailbox)) == total
+
+
+def _end_other_sessions() -> int:
+    """End every other session on the test database (the workers'), as a database
+    restart or a failover would; returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return len(cursor.fetchall())
+
+
+@transactional
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite has no server sessions to end")
+def test_a_worker_whose_database_sessions_are_ended_carries_on(
+    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+):
+    db = shared_database
+    (account,) = add_accounts(dovecot, 1)
+    deliver(dovecot, account, 1)
+    mailbox = make_processed_mailbox(make_test_server_profile(min_polling_interval=60), account)
+
+    worker = manage(["process_mailboxes", "--json"], db.env)
+    try:
+        wait_until(lambda: db.counts()["emails"] == 1, processes=[worker])
+        assert _end_other_sessions() >= 1
+        time.sleep(1)  # the worker meets the ended session at its next turn
+        deliver(dovecot, account, 1, start=1)
+        scheduler.make_due_now(mailbox)
+        wait_until(lambda: db.counts()["emails"] == 2, seconds=30, processes=[worker])
+    finally:
+        code, stdout, stderr = stop(worker)
+
+    assert code == 0, stderr
+    assert [json.loads(line)["recorded"] for line in stdout.splitlines()] == [1, 1]

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
 
@@ -219,6 +219,7 @@ class LeaseKeeper:
         try:
             while not self._stop.wait(interval):
                 try:
+                    close_old_connections()  # a connection the database ended is replaced
                     renew_leases(self.holder)
                 except Exception:  # the database away for a moment: try at the next turn
                     logger.warning(
