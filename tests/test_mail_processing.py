@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 
 from mailboxes.models import Email, FolderSync, IncomingMethod, Mailbox, MailboxAlert, SeenMessage
 from mailboxes.processing.engine import UNPROCESSED, process_mailbox
+from mailboxes.services.emails import message_text
 from mailboxes.services.mailboxes import mailbox_save
 from tests.fixtures.mailservers import LOOPBACK, MAIL_PASSWORD, MAIL_USERNAME, running_dovecot
 
@@ -276,6 +277,9 @@ def test_imap_uidvalidity_change_rescans_without_duplicates(account, dovecot, im
     assert folder.uidvalidity != before
     assert (result.fetched, result.recorded, result.failed) == (4, 1, 0), result
     assert Email.objects.filter(mailbox=mailbox).count() == 4
+    assert MailboxAlert.objects.filter(
+        mailbox=mailbox, severity="information", message__contains="UIDVALIDITY"
+    ).exists()
 
 
 # Own mailboxes: POP3 ------------------------------------------------------------------
@@ -407,7 +411,7 @@ def test_forward_mailbox_without_deleting_remembers_and_records_nothing_twice(ac
     first = process_mailbox(forward)
     second = process_mailbox(forward)
 
-    assert (first.recorded, first.deleted, second.recorded) == (1, 0, 0), (first, second)
+    assert (first.recorded, first.deleted, second.fetched, second.recorded) == (1, 0, 0, 0), (first, second)
     assert account.subjects() == ["FW: forwarded"]
     assert Email.objects.filter(mailbox=alice).count() == 1
 
@@ -482,13 +486,18 @@ class CuttingProxy:
         self._listener.close()
 
 
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
 def test_server_drops_the_connection_mid_fetch_then_the_next_pass_records_each_once(
-    account, dovecot, make_test_server_profile, queue_mailbox
+    account, dovecot, make_test_server_profile, queue_mailbox, incoming, monkeypatch
 ):
-    proxy = CuttingProxy((dovecot.plain_host, dovecot.imap_port), limit=6000)
+    from mailboxes.processing import engine
+
+    monkeypatch.setattr(engine, "BODY_GROUP", 3)  # a group committed before the cut
+    port = dovecot.imap_port if incoming == "imap" else dovecot.pop3_port
+    proxy = CuttingProxy((dovecot.plain_host, port), limit=9000)
     try:
         profile = make_test_server_profile(
-            incoming="imap", incoming_server=LOOPBACK, incoming_port=proxy.port
+            incoming=incoming, incoming_server=LOOPBACK, incoming_port=proxy.port
         )
         mailbox = queue_mailbox(profile, delete_after_processing=True)
         for n in range(12):
@@ -501,15 +510,17 @@ def test_server_drops_the_connection_mid_fetch_then_the_next_pass_records_each_o
 
     assert first.cause and first.transient and first.failed == 1, first
     assert "Server error" in first.cause
+    assert 0 < first.recorded < 12, first  # cut in the middle, after a group was committed
     assert second.cause is None, second
     assert first.recorded + second.recorded == 12
     assert Email.objects.filter(mailbox=mailbox).count() == 12
     assert account.messages() == []
 
 
-def test_awkward_messages_are_recorded(account, imap_profile, own_mailbox, settings):
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_awkward_messages_are_recorded(account, make_test_server_profile, own_mailbox, settings, incoming):
     settings.MAIL_MAX_MESSAGE_SIZE = 20_000
-    mailbox = own_mailbox(imap_profile)
+    mailbox = own_mailbox(make_test_server_profile(incoming=incoming))
     broken_mime = (
         b"Subject: Broken MIME\r\nMessage-ID: <broken@example.org>\r\n"
         b"Content-Type: multipart/mixed; boundary=never-there\r\n\r\nno boundary at all\r\n"
@@ -522,18 +533,22 @@ def test_awkward_messages_are_recorded(account, imap_profile, own_mailbox, setti
     encoded = message("=?iso-8859-1?q?Gr=FC=DFe?=", message_id="<encoded@example.org>")
     no_id = message("Without Message-ID", message_id=None)
     large = message("Too large", body="y" * 30_000 + "\n")
-    for raw in (broken_mime, legacy, encoded, no_id, large):
+    # Past poplib's usual 2,048 bytes a line.
+    one_line = b"Subject: One long line\r\nMessage-ID: <long@example.org>\r\n\r\n" + b"z" * 15_000 + b"\r\n"
+    for raw in (broken_mime, legacy, encoded, no_id, large, one_line):
         account.append(raw)
     account.append(message("After the broken one"))
 
     result = process_mailbox(mailbox)
 
-    assert (result.fetched, result.recorded, result.failed) == (6, 6, 0), result
+    assert (result.fetched, result.recorded, result.failed) == (7, 7, 0), result
     emails = {e.subject: e for e in Email.objects.filter(mailbox=mailbox)}
+    assert b"z" * 15_000 in emails["One long line"].raw.read()
     assert emails["Broken MIME"].malformed
     assert emails["Broken MIME"].raw.read() == broken_mime
     assert "Café crème € price" in emails, list(emails)
     assert emails["Café crème € price"].from_address == "Jörg <j@example.org>"
+    assert message_text(emails["Café crème € price"].raw.read()).strip() == "Body with € and é"
     assert "Grüße" in emails
     assert emails["Without Message-ID"].message_id == ""
     assert len(emails["Without Message-ID"].digest) == 64
@@ -656,3 +671,189 @@ def test_queries_per_pass_do_not_grow_with_the_messages(account, imap_profile, q
     # 4); recorded already?, the INSERT and what was stored (3).
     assert len(statements) == 17, "\n".join(sql[:100] for sql in statements)
     assert sum(sql.startswith("INSERT") and 'INTO "mailboxes_email"' in sql for sql in statements) == 1
+
+
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_an_oauth_profile_processes_too(
+    oauth_dovecot, oauth_server, make_user, no_approval_required, caplog, incoming
+):
+    """SPEC 7: the SASL user is the mailbox's address; the token from the token server."""
+    from serverprofiles import oauth
+    from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
+    from serverprofiles.services import profile_create
+
+    caplog.set_level(logging.DEBUG)
+    oauth.cache_clear()
+    with imap_admin(oauth_dovecot) as client:
+        client.select_folder("INBOX")
+        if uids := client.search(["ALL"]):
+            client.delete_messages(uids)
+            client.expunge()
+        client.append("INBOX", message(f"Over OAuth {incoming}"))
+    profile = EmailServerProfile(
+        name=f"OAuth processing {incoming}",
+        server_type=ServerType.IMAP_SMTP if incoming == "imap" else ServerType.POP3_SMTP,
+        incoming_server=oauth_dovecot.plain_host,
+        incoming_port=oauth_dovecot.imap_port if incoming == "imap" else oauth_dovecot.pop3_port,
+        incoming_ssl=False,
+        outgoing_server=LOOPBACK,
+        outgoing_port=25,
+        outgoing_ssl=False,
+        timeout_ms=3000,
+        allow_unencrypted_credentials=True,
+        incoming_auth=AuthenticationMethod.OAUTH2,
+        oauth_provider="other",
+        oauth_token_url=oauth_server.token_url,
+        oauth_client_id=oauth_server.client_id,
+        oauth_scope="https://outlook.office365.com/.default",
+    )
+    profile.set_oauth_client_secret(oauth_server.client_secret)
+    profile = profile_create(profile)
+    mailbox = make_user(email=MAIL_USERNAME).mailbox  # the SASL user: the mailbox's address
+    mailbox.server_profile = profile
+    mailbox.incoming_method = IncomingMethod.SERVER_SIDE_SYNC
+    mailbox = enabled(mailbox_save(mailbox))
+
+    try:
+        result = process_mailbox(mailbox)
+    finally:
+        oauth.cache_clear()
+
+    assert (result.recorded, result.cause) == (1, None), result
+    assert Email.objects.get(mailbox=mailbox).subject == f"Over OAuth {incoming}"
+    assert oauth_server.client_secret not in caplog.text
+    assert oauth_server.requests, "the token came from the token server"
+
+
+# Sessions on the connectors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("incoming", ["imap", "pop3"])
+def test_a_session_passes_the_callers_own_errors_through_and_raises_the_servers_as_session_failed(
+    dovecot, incoming
+):
+    from serverprofiles.connectors import Cause, Endpoint
+    from serverprofiles.connectors.dialogue import SessionFailed
+    from serverprofiles.connectors.imap import imap_session
+    from serverprofiles.connectors.pop3 import pop3_session
+
+    session = imap_session if incoming == "imap" else pop3_session
+    port = dovecot.imap_port if incoming == "imap" else dovecot.pop3_port
+
+    def endpoint(password):
+        return Endpoint(
+            incoming,
+            dovecot.plain_host,
+            port,
+            ssl=False,
+            username=MAIL_USERNAME,
+            password=password,
+            timeout=2,
+            allow_unencrypted_credentials=True,
+        )
+
+    with pytest.raises(LookupError, match="the caller's"):
+        with session(endpoint(MAIL_PASSWORD)):
+            raise LookupError("the caller's")
+    with pytest.raises(SessionFailed) as refused:
+        with session(endpoint("wrong-password")):
+            pytest.fail("a session that could not log in was opened")
+    assert refused.value.outcome.cause == Cause.AUTHENTICATION_FAILED
+    assert "wrong-password" not in str(refused.value)
+    with session(endpoint(MAIL_PASSWORD)) as opened:
+        opened.renew()  # a new deadline for the next batch
+        opened.step = "counting"
+        if incoming == "imap":
+            assert "UIDPLUS" in opened.capabilities  # as announced after login
+            assert opened.client.select_folder("INBOX", readonly=True)[b"EXISTS"] >= 0
+        else:
+            assert opened.client.message_count() >= 0
+
+
+def test_a_forward_mailboxs_queries_do_not_grow_with_messages_or_recipients(
+    account, forward_setup, make_user
+):
+    """Routing a group to many mailboxes: one lookup of the recipients' mailboxes, one
+    "recorded already?", one INSERT, whatever the number of originals and recipients."""
+    from mailboxes.models import ApprovalStatus
+
+    forward, alice, *_ = forward_setup(delete=True)
+
+    def pass_with(count: int) -> int:
+        users = [make_user().mailbox for _ in range(count)]
+        for user in users:
+            user.server_profile = forward.server_profile
+            user.incoming_method = IncomingMethod.FORWARD_MAILBOX
+            mailbox_save(user)
+        Mailbox.objects.filter(pk__in=[u.pk for u in users]).update(approval_status=ApprovalStatus.APPROVED)
+        for user in users:
+            account.append(forwarded(message(f"To {user.email}", to=user.email, cc=alice.email)))
+        with CaptureQueriesContext(connection) as queries:
+            result = process_mailbox(forward)
+        assert (result.recorded, result.deleted, result.unmatched) == (2 * count, count, 0), result
+        return len(queries)
+
+    pass_with(1)  # the first pass makes the profile's slots and the folder's sync
+    assert pass_with(3) == pass_with(15) == 11
+
+
+def test_no_free_connection_is_skipped_for_now_not_failed(account, imap_profile, own_mailbox):
+    from serverprofiles.connection_cap import connection_slot
+
+    mailbox = own_mailbox(imap_profile)
+    imap_profile.max_connections = 1
+    imap_profile.save()
+    account.append(message("Waiting"))
+
+    with connection_slot(imap_profile):  # Test & Enable, or another worker, holds the one
+        result = process_mailbox(mailbox, slot_wait=0.2)
+
+    assert (result.skipped, result.transient, result.failed, result.pass_failed) == (
+        "every connection the server profile allows is in use",
+        True,
+        0,
+        False,
+    )
+    assert "Maximum Concurrent" in result.cause
+    assert process_mailbox(mailbox).recorded == 1
+
+
+def test_forward_mailbox_an_original_for_an_inactive_mailbox_goes_to_unprocessed(account, forward_setup):
+    forward, alice, bob, *_ = forward_setup()
+    Mailbox.objects.filter(pk=bob.pk).update(state=Mailbox.State.INACTIVE)
+    account.append(forwarded(message("For the inactive one", to=bob.email)))
+    account.append(forwarded(message("For Alice, not the inactive one", to=alice.email, cc=bob.email)))
+
+    result = process_mailbox(forward)
+
+    assert (result.recorded, result.unmatched) == (1, 1), result
+    assert Email.objects.get().mailbox_id == alice.pk
+    assert account.subjects(UNPROCESSED) == ["FW: forwarded"]
+    assert (
+        MailboxAlert.objects.filter(mailbox=forward, message__contains=f"{bob.email} is inactive").count()
+        == 1
+    )
+
+
+def test_a_session_reads_a_search_answer_longer_than_a_greeting_may_be(account, dovecot):
+    """UID SEARCH answers every UID in one line: past 64 KiB for a folder of 14,000."""
+    from serverprofiles.connectors import Endpoint
+    from serverprofiles.connectors.imap import imap_session
+
+    tiny = [b"Subject: t\r\n\r\nx\r\n"] * 14_000
+    with imap_admin(dovecot) as client:
+        client.multiappend("INBOX", tiny)
+    endpoint = Endpoint(
+        "imap",
+        dovecot.plain_host,
+        dovecot.imap_port,
+        ssl=False,
+        username=MAIL_USERNAME,
+        password=MAIL_PASSWORD,
+        timeout=10,
+        allow_unencrypted_credentials=True,
+    )
+
+    with imap_session(endpoint) as session:
+        session.client.select_folder("INBOX", readonly=True)
+        assert len(session.client.search(["ALL"])) == 14_000

@@ -42,7 +42,7 @@ import email.policy
 import imaplib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models.functions import Lower
@@ -60,6 +60,7 @@ from mailboxes.services.emails import (
     message_parse,
     processing_alert,
     recorded_digests,
+    recorded_pairs,
 )
 from mailboxes.services.endpoints import mailbox_endpoint
 from serverprofiles.connection_cap import (
@@ -73,6 +74,7 @@ from serverprofiles.connectors.dialogue import SessionFailed
 from serverprofiles.connectors.imap import imap_session
 from serverprofiles.connectors.pop3 import pop3_session
 from serverprofiles.connectors.scrub import quote_reply
+from serverprofiles.oauth import mail_server_refused_token
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +112,29 @@ class SlotLost(Exception):
     """The connection slot's lease ran out and another process took it."""
 
 
-def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassResult:
+def process_mailbox(
+    mailbox: Mailbox,
+    *,
+    now: datetime | None = None,
+    slot_wait: float | None = None,
+    org: OrganizationSettings | None = None,
+) -> PassResult:
     """One pass over `mailbox`. A mailbox that is not processed (eligibility) comes back
     with `skipped` and `cause` saying why, failed=0, transient=False: not a failure of the
-    server. Every failure of the server or the connection comes back in `cause` (A4's
-    words, never a secret), `transient` telling the scheduler whether to back off and retry."""
+    server. One whose profile had no free connection within `slot_wait` seconds (default:
+    connection_cap's wait limit) comes back skipped with transient=True. Every failure of
+    the server or the connection comes back in `cause` (A4's words, never a secret),
+    failed=1, `transient` telling the scheduler whether to back off and retry (timeout,
+    refused, a dropped connection, a server error) or count a permanent failure
+    (authentication, a refused token, a password entered for another server, the folder
+    refused: "mailbox gone"). `now`: the time recorded as received for mail whose
+    headers say none. `org`: the organisation's settings, when the caller has them loaded.
+
+    The pass alerts about messages (could not be recorded or parsed, headers only,
+    unmatched); its own failure is returned, not alerted: the scheduler records it (the
+    error alert, the back-off, disabling after repeated failures)."""
     result = PassResult(mailbox=mailbox.email)
-    org = OrganizationSettings.load()
+    org = org or OrganizationSettings.load()
     reason = not_processed_reason(mailbox, org)
     if reason is None and mailbox.server_profile.incoming_protocol not in ("imap", "pop3"):
         reason = "its server profile's incoming server is not IMAP or POP3"
@@ -131,27 +149,25 @@ def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassRes
     profile = mailbox.server_profile
     lease = connection_slot_lease(profile)
     try:
-        with connection_slot(profile, lease=lease) as held:
+        with connection_slot(profile, lease=lease, wait=slot_wait) as held:
 
             def renew():
                 if held is not None and connection_slot_renew(held, lease) is None:
                     raise SlotLost
 
+            largest = settings.MAIL_MAX_MESSAGE_SIZE + LITERAL_MARGIN
             if endpoint.protocol == "imap":
-                literal = settings.MAIL_MAX_MESSAGE_SIZE + LITERAL_MARGIN
-                with imap_session(endpoint, max_literal=literal) as session:
+                with imap_session(endpoint, max_literal=largest) as session:
                     session.on_renew = renew
                     _IMAPPass(run, session).process()
             else:
-                with pop3_session(endpoint) as session:
+                with pop3_session(endpoint, max_line=largest) as session:
                     session.on_renew = renew
                     _POP3Pass(run, session).process()
                 result.deleted += run.pop3_deleted  # carried out by the server at QUIT
     except SessionFailed as exc:
         outcome = exc.outcome
         if endpoint.access_token and outcome.cause == Cause.AUTHENTICATION_FAILED:
-            from serverprofiles.oauth import mail_server_refused_token
-
             outcome = mail_server_refused_token(
                 outcome, provider=profile.oauth_provider, protocol=endpoint.protocol
             )
@@ -163,7 +179,7 @@ def process_mailbox(mailbox: Mailbox, *, now: datetime | None = None) -> PassRes
         )
         return _failed(result, outcome, transient=False)
     except NoConnectionSlot as exc:
-        result.failed += 1
+        result.skipped = "every connection the server profile allows is in use"
         result.cause = f"Not processed now: {exc}"
         result.transient = True
     except SlotLost:
@@ -324,22 +340,27 @@ class _Handler:
         originals = {id(item): _originals(item.parsed) for item in group}
         every = [parsed for found in originals.values() for _raw, parsed in found]
         candidates = self._candidates({address for parsed in every for address in parsed.addresses()})
-        known: dict[int, set[str]] = {}  # per target mailbox: digests recorded already
+        routes = {  # per item: each original with its target mailboxes, or why none
+            id(item): [
+                (raw, parsed, *self._targets(parsed, candidates)) for raw, parsed in originals[id(item)]
+            ]
+            for item in group
+        }
+        target_ids = {
+            target.pk for found in routes.values() for *_o, targets, _r in found for target in targets
+        }
+        known = recorded_pairs(target_ids, {parsed.digest for parsed in every})
         for item in group:
-            found = originals[id(item)]
-            if not found:
+            if not routes[id(item)]:
                 item.unmatched = "it is not a forwarded message (it has no message/rfc822 attachment)"
                 continue
             reasons, prepared_all, wanted = [], True, []
-            for raw, parsed in found:
-                targets, reason = self._targets(parsed, candidates)
+            for raw, parsed, targets, reason in routes[id(item)]:
                 if not targets:
                     reasons.append(reason)
                 for target in targets:
-                    if target.pk not in known:
-                        known[target.pk] = recorded_digests(target.pk, (p.digest for p in every))
                     wanted.append((target.pk, parsed.digest))
-                    if parsed.digest not in known[target.pk]:
+                    if (target.pk, parsed.digest) not in known:
                         prepared_all &= self._prepare(target, item, raw, parsed, forward=self.mailbox)
             needs[id(item)] = wanted
             if not prepared_all:
@@ -425,6 +446,8 @@ class _IMAPPass:
         self.mailbox = run.mailbox
         self.handler = _Handler(run)
         self.deleting = self.mailbox.delete_after_processing
+        # INTERNALDATE with its zone, not turned into this machine's local time.
+        self.client.normalise_times = False
         capabilities = session.capabilities
         self.uidplus = "UIDPLUS" in capabilities
         self.move = "MOVE" in capabilities
@@ -448,9 +471,14 @@ class _IMAPPass:
             # being recorded twice.
             folder.uidvalidity, folder.last_uid = uidvalidity, 0
             folder.save(update_fields=["uidvalidity", "last_uid"])
+            self.run.alert(
+                AlertSeverity.INFORMATION,
+                f"The server renumbered {INBOX} (its UIDVALIDITY changed): it is read again from the "
+                "start; messages recorded before are not recorded twice.",
+            )
         self.folder = folder
         session.step = "listing new messages (UID SEARCH)"
-        if self.deleting or self.mailbox.is_forward:
+        if self.deleting:
             # Everything still here: what a failed pass left behind is found again.
             uids = sorted(self.client.search(["UNDELETED"]))
             self.high_water = None
@@ -575,8 +603,7 @@ class _IMAPPass:
 def _aware(moment) -> datetime | None:
     if not isinstance(moment, datetime):
         return None
-    # IMAPClient gives INTERNALDATE in local time without zone (normalise_times).
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 
 # POP3 ---------------------------------------------------------------------------------

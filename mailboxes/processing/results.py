@@ -22,8 +22,12 @@ class PassResult:
     failed: int = 0
     cause: str | None = None
     transient: bool = False
-    # Not processed at all (not_processed_reason: inactive, not approved, not enabled...):
-    # `cause` says why for the command's output, but it is no failure of the server.
+    # Not processed this time, and no failure of the server: `cause` says why for the
+    # command's output, `failed` stays 0. With transient=False the mailbox is not to be
+    # processed at all (not_processed_reason: inactive, not approved, not enabled...);
+    # with transient=True every connection its profile allows was in use (Maximum
+    # Concurrent Connections) for as long as the pass could wait: try again soon, and
+    # do not count it towards Disable Mailbox After Failures.
     skipped: str | None = None
 
     @property

@@ -11,6 +11,7 @@ its raw message.
   UIDVALIDITY changed, a crash after the row but before the server learnt of it), the
   message counts as recorded before and the file just saved is removed: nothing is
   recorded twice and no orphan file is left behind.
+- `message_text(raw)`: the text of a message to read, in whatever charset it came.
 - `recorded_digests(mailbox, digests)`: which of these are recorded already (one query for
   a batch), so that a rescan does not write files only to remove them.
 - `processing_alert(mailbox, severity, message)`: an alert on the mailbox (incoming).
@@ -244,6 +245,30 @@ def _raw_message_id(raw: bytes) -> str:
         return ""
 
 
+def message_text(raw: bytes) -> str:
+    """A message's text for reading (the Email page): its text/plain body (else its HTML
+    one, as it is), decoded by its declared charset; 8-bit text that declares none, or a
+    charset Python does not know, is read as UTF-8, else windows-1252."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain", "html"))
+        if body is None:
+            return ""
+        data = body.get_payload(decode=True) or b""
+    except Exception as exc:
+        logger.info("A message's text could not be read: %s", type(exc).__name__)
+        return ""
+    declared = body.get_content_charset()
+    for charset in (declared, "utf-8", FALLBACK_CHARSET):
+        if not charset:
+            continue
+        try:
+            return _safe(data.decode(charset))
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return _safe(data.decode(FALLBACK_CHARSET, "replace"))
+
+
 # Recording ----------------------------------------------------------------------------
 
 
@@ -254,6 +279,19 @@ def recorded_digests(mailbox_id: int, digests: Iterable[str]) -> set[str]:
         return set()
     return set(
         Email.objects.filter(mailbox_id=mailbox_id, digest__in=wanted).values_list("digest", flat=True)
+    )
+
+
+def recorded_pairs(mailbox_ids: Iterable[int], digests: Iterable[str]) -> set[tuple[int, str]]:
+    """Which (mailbox, digest) pairs among these mailboxes and digests are recorded (one
+    query: a forward mailbox's group, routed to many mailboxes)."""
+    mailbox_ids, digests = set(mailbox_ids), set(digests)
+    if not mailbox_ids or not digests:
+        return set()
+    return set(
+        Email.objects.filter(mailbox_id__in=mailbox_ids, digest__in=digests).values_list(
+            "mailbox_id", "digest"
+        )
     )
 
 

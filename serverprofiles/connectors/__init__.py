@@ -16,6 +16,11 @@ and port, at an address the outbound policy allows (outbound.py), obeys its time
 verifies TLS certificates against the system trust store plus settings.MAIL_CA_BUNDLE,
 never sends a message, and never raises: every failure comes back as an Outcome with a
 Cause.
+
+Mail processing opens the same connection and keeps it: `imap.imap_session(endpoint)` and
+`pop3.pop3_session(endpoint)` connect, secure and log in exactly as the checks do, yield
+the logged-in session, and raise `dialogue.SessionFailed` (its Outcome) when the server
+or the network fails.
 """
 
 from serverprofiles.connectors.endpoints import CredentialError, Endpoint, profile_endpoint

@@ -36,6 +36,8 @@ from serverprofiles.connectors.outcomes import Outcome, unencrypted_refused
 from serverprofiles.connectors.sasl import Responses, oauth_responses, sasl_plain
 
 MAX_LITERAL = 1_000_000
+# The longest line a logged-in session reads: a SEARCH answer for a million UIDs.
+SESSION_MAX_LINE = 16 * 1024 * 1024
 VERSIONS = {"IMAP4REV1", "IMAP4REV2", "IMAP4"}
 STARTTLS_STEP = "negotiating TLS (STARTTLS)"
 LOGIN_STEP = "logging in"
@@ -49,6 +51,7 @@ class _IMAP4(imaplib.IMAP4):
         self.last_line = b""
         self.logging_out = False
         self.max_literal = MAX_LITERAL
+        self.max_line = MAX_LINE
         dialogue.connection = self
         endpoint = dialogue.endpoint
         super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
@@ -59,8 +62,8 @@ class _IMAP4(imaplib.IMAP4):
         self.file = self.sock.makefile("rb")
 
     def readline(self) -> bytes:
-        line = self.file.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
+        line = self.file.readline(self.max_line + 1)
+        if len(line) > self.max_line:
             raise NotTheProtocol("a line longer than the limit")
         if not line.endswith(b"\n"):
             raise ConnectionDropped("the server closed the connection")
@@ -216,11 +219,14 @@ def imap_session(endpoint: Endpoint, *, max_literal: int = MAX_LITERAL) -> Itera
     unchanged, the connection closed. `max_literal`: the largest message it may read."""
     with session_dialogue(endpoint, _translate, (imaplib.IMAP4.error,)) as dialogue:
         client = _IMAPClient(dialogue)
-        client.connection.max_literal = max_literal
         connected = _open(dialogue, client)
         if not connected:
             dialogue.close_politely(client.logout)
             raise session_refused(dialogue)
+        # Logged in, a literal may be a whole message, and a line long: UID SEARCH
+        # answers every UID of the folder in one.
+        client.connection.max_literal = max_literal
+        client.connection.max_line = SESSION_MAX_LINE
         yield IMAPSession(dialogue, client)
         dialogue.close_politely(client.logout)
         dialogue.succeed(connected)

@@ -39,8 +39,9 @@ MAX_CHALLENGES = 5
 
 
 class POP3Client(poplib.POP3):
-    def __init__(self, dialogue: Dialogue):
+    def __init__(self, dialogue: Dialogue, *, max_line: int = MAX_LINE):
         self.dialogue = dialogue
+        self.max_line = max_line
         dialogue.connection = self
         endpoint = dialogue.endpoint
         super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
@@ -50,9 +51,10 @@ class POP3Client(poplib.POP3):
 
     def _getline(self):
         # poplib's own, with a longer line allowed: its 2,048 bytes are less than
-        # real messages' lines (RETR and TOP carry the message's lines).
-        line = self.file.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
+        # real messages' lines (RETR and TOP carry the message's lines, and a message may
+        # be one long line: a session allows up to the largest message it reads).
+        line = self.file.readline(self.max_line + 1)
+        if len(line) > self.max_line:
             raise poplib.error_proto("line too long")
         if not line:
             raise poplib.error_proto("-ERR EOF")
@@ -203,14 +205,15 @@ class POP3Session:
 
 
 @contextmanager
-def pop3_session(endpoint: Endpoint) -> Iterator[POP3Session]:
+def pop3_session(endpoint: Endpoint, *, max_line: int = MAX_LINE) -> Iterator[POP3Session]:
     """Connect, secure and log in to `endpoint` as check_pop3 does, and yield the
     session; QUIT when the block ends (the server then carries out the DELEs: RFC 1939's
     UPDATE state). Raises SessionFailed when the session cannot be opened or the server
     fails in it; any other exception of the block passes through unchanged, the
-    connection closed without QUIT (so nothing is deleted)."""
+    connection closed without QUIT (so nothing is deleted). `max_line`: the longest line
+    it may read (a message's, in RETR)."""
     with session_dialogue(endpoint, _translate, (poplib.error_proto,)) as dialogue:
-        pop3 = POP3Client(dialogue)
+        pop3 = POP3Client(dialogue, max_line=max_line)
         connected = _open(dialogue, pop3)
         if not connected:
             dialogue.close_politely(pop3.quit)
