@@ -32,9 +32,9 @@ def dovecot(mail_certificates):
 
 
 @contextlib.contextmanager
-def imap_admin(dovecot):
+def imap_admin(dovecot, timeout: float = 10):
     """The test's own IMAP session on the account the mailboxes read."""
-    client = IMAPClient(dovecot.plain_host, port=dovecot.imap_port, ssl=False, timeout=10)
+    client = IMAPClient(dovecot.plain_host, port=dovecot.imap_port, ssl=False, timeout=timeout)
     client.login(MAIL_USERNAME, MAIL_PASSWORD)
     try:
         yield client
@@ -63,7 +63,7 @@ def account(dovecot):
         def subjects(self, folder: str = "INBOX") -> list[str]:
             return sorted(_subject(raw) for raw in self.messages(folder))
 
-    with imap_admin(dovecot) as client:
+    with imap_admin(dovecot, timeout=60) as client:
         client.select_folder("INBOX")
         uids = client.search(["ALL"])
         if uids:
@@ -841,7 +841,7 @@ def test_a_session_reads_a_search_answer_longer_than_a_greeting_may_be(account, 
     from serverprofiles.connectors.imap import imap_session
 
     tiny = [b"Subject: t\r\n\r\nx\r\n"] * 14_000
-    with imap_admin(dovecot) as client:
+    with imap_admin(dovecot, timeout=60) as client:  # 14,000 files written on a busy machine
         client.multiappend("INBOX", tiny)
     endpoint = Endpoint(
         "imap",
@@ -850,7 +850,7 @@ def test_a_session_reads_a_search_answer_longer_than_a_greeting_may_be(account, 
         ssl=False,
         username=MAIL_USERNAME,
         password=MAIL_PASSWORD,
-        timeout=10,
+        timeout=60,
         allow_unencrypted_credentials=True,
     )
 
