@@ -253,6 +253,18 @@ def test_once_processes_the_named_mailbox_and_prints_one_json_object(
     assert len(recorded(mailbox)) == 3
 
 
+def test_once_processes_a_pop3_mailbox_too(dovecot, make_test_server_profile, make_processed_mailbox):
+    (account,) = add_accounts(dovecot, 1)
+    deliver(dovecot, account, 2)
+    mailbox = make_processed_mailbox(make_test_server_profile(incoming="pop3"), account)
+
+    status, lines, _ = run_command(mailbox.email, "--once", "--json")
+    assert status == 0 and (lines[0]["recorded"], lines[0]["cause"]) == (2, None)
+    status, lines, _ = run_command(mailbox.email, "--once", "--json")
+    assert status == 0 and lines[0]["recorded"] == 0  # by UIDL: never twice
+    assert len(recorded(mailbox)) == 2
+
+
 def test_once_without_addresses_processes_every_due_mailbox_and_only_those(
     dovecot, make_test_server_profile, make_processed_mailbox
 ):
