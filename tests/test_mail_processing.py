@@ -255,6 +255,29 @@ def test_imap_a_message_recorded_but_not_deleted_is_deleted_by_the_next_pass_not
     assert Email.objects.filter(mailbox=mailbox).count() == 1
 
 
+def test_imap_a_pass_stopped_between_store_deleted_and_expunge_is_finished_by_the_next(
+    account, dovecot, imap_profile, queue_mailbox
+):
+    """A pass killed after UID STORE \\Deleted and before UID EXPUNGE leaves recorded
+    messages flagged: the next pass expunges them (found by a kill in the workers' tests)."""
+    mailbox = queue_mailbox(imap_profile)
+    account.append(message("Flagged, not expunged"))
+    assert process_mailbox(mailbox).recorded == 1
+    with imap_admin(dovecot) as client:  # what the killed pass had done
+        client.select_folder("INBOX")
+        client.delete_messages(client.search(["ALL"]))
+    Mailbox.objects.filter(pk=mailbox.pk).update(delete_after_processing=True)
+    mailbox.refresh_from_db()
+
+    result = process_mailbox(mailbox)
+
+    assert (result.recorded, result.deleted) == (0, 1), result
+    with imap_admin(dovecot) as client:
+        client.select_folder("INBOX", readonly=True)
+        assert client.search(["ALL"]) == []  # expunged, not only flagged
+    assert Email.objects.filter(mailbox=mailbox).count() == 1
+
+
 def test_imap_uidvalidity_change_rescans_without_duplicates(account, dovecot, imap_profile, own_mailbox):
     mailbox = own_mailbox(imap_profile)
     originals = [message(f"Renumbered {n}", to=mailbox.email) for n in range(3)]

@@ -479,8 +479,10 @@ class _IMAPPass:
         self.folder = folder
         session.step = "listing new messages (UID SEARCH)"
         if self.deleting:
-            # Everything still here: what a failed pass left behind is found again.
-            uids = sorted(self.client.search(["UNDELETED"]))
+            # Everything still here, flagged \Deleted or not: what a pass that failed after
+            # recording left behind is found again — also between its STORE \Deleted and
+            # its EXPUNGE — and is expunged this time (recorded already, not twice).
+            uids = sorted(self.client.search(["ALL"]))
             self.high_water = None
         else:
             uids = sorted(
