@@ -54,6 +54,23 @@ MAIL_MAX_MESSAGE_SIZE = env.int("MAIL_MAX_MESSAGE_SIZE", default=25 * 1024 * 102
 MAIL_ALLOWED_NETWORKS = networks_env("MAIL_ALLOWED_NETWORKS")
 MAIL_BLOCKED_NETWORKS = networks_env("MAIL_BLOCKED_NETWORKS")
 
+# Mail processing's workers (mailboxes/processing/scheduler.py; README "Mail processing:
+# workers"). A worker holds each mailbox it processes by a lease of this many seconds,
+# renewed while the pass lasts: a killed worker's mailboxes are taken over once it ends.
+MAIL_PROCESSING_LEASE_SECONDS = env.float("MAIL_PROCESSING_LEASE_SECONDS", default=120)
+# How often an idle worker looks for due mailboxes (Process Now waits at most this long).
+MAIL_PROCESSING_IDLE_SECONDS = env.float("MAIL_PROCESSING_IDLE_SECONDS", default=2)
+# The shortest time between two passes over one mailbox, whatever its profile's Minimum
+# Polling Interval (0 there means "as often as the workers allow", not continuously).
+MAIL_PROCESSING_MIN_INTERVAL_SECONDS = env.float("MAIL_PROCESSING_MIN_INTERVAL_SECONDS", default=60)
+# After a failed pass the next one waits the polling interval plus a back-off: this many
+# seconds after the first failure in a row, doubling with each further one, at most the max.
+MAIL_PROCESSING_BACKOFF_SECONDS = env.float("MAIL_PROCESSING_BACKOFF_SECONDS", default=60)
+MAIL_PROCESSING_BACKOFF_MAX_SECONDS = env.float("MAIL_PROCESSING_BACKOFF_MAX_SECONDS", default=3600)
+# Mailboxes one worker process processes at once (one thread and one connection each;
+# every profile's Maximum Concurrent Connections still holds across all workers).
+MAIL_PROCESSING_THREADS = env.int("MAIL_PROCESSING_THREADS", default=4)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

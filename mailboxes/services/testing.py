@@ -41,6 +41,7 @@ from mailboxadmin import encryption
 from mailboxadmin.encryption import CredentialDecryptionError
 from mailboxes.models import ApprovalStatus, Mailbox, MailboxAlert, OrganizationSettings, TestStatus
 from mailboxes.models.mailboxes import M15_WARNING, SSYNC, WORKLOADS
+from mailboxes.processing.scheduler import mailboxes_enabled
 from mailboxes.services.bulk import insert_log_entries
 from mailboxes.services.endpoints import mailbox_endpoint as _mailbox_endpoint
 from mailboxes.services.endpoints import profile_server_endpoint as _endpoint
@@ -325,6 +326,8 @@ def _record_group(items: list[tuple[_Plan, dict]], actor) -> list[MailboxTestRes
         alerts.extend(mailbox_alerts)
     if rows:
         Mailbox.objects.bulk_update(rows, _RECORDED_FIELDS)
+        # Enabled for incoming email again: mail processing starts afresh, now (SPEC 8).
+        mailboxes_enabled(r.mailbox_id for r in results if r.tested and r.status("incoming") == "Success")
         MailboxAlert.objects.bulk_create(alerts)
         insert_log_entries(actor, entries)
     return results
