@@ -53,8 +53,8 @@ class _MessagePolicy(email.policy.EmailPolicy):
     parser and walk() read each part's Content-Type some thirty times a message: two
     thirds of the CPU a message took (bench mail_processing, py-spy). Parsed headers are
     read-only, so reads of one (name, value) can share one. One policy is made for each
-    message parsed (`_message_policy`): what it remembers goes with the message, never
-    outlives it in a long-running worker."""
+    message parsed (`_message_policy`) and emptied once its fields are read: what it
+    remembers never outlives the message, nor grows a long-running worker."""
 
     parsed_headers: dict | None = None  # (name, raw value) -> header object
 
@@ -107,8 +107,12 @@ def message_digest(message_id: str, raw: bytes) -> str:
 def message_parse(raw: bytes) -> ParsedMessage:
     """Parse `raw` (a whole message, or its headers only)."""
     try:
-        message = email.message_from_bytes(raw, policy=_message_policy())
+        policy = _message_policy()
+        message = email.message_from_bytes(raw, policy=policy)
         parsed = _fields(message, raw)
+        # Parsed headers are large (≈80 KB a message of three parts): not kept with the
+        # message, which may be held a while (a group of them, forwarded originals).
+        policy.parsed_headers.clear()
     except Exception as exc:  # the parser is tolerant; a decoder may not be
         logger.info("A message could not be parsed: %s", type(exc).__name__)
         return ParsedMessage(digest=message_digest(_raw_message_id(raw), raw), malformed=type(exc).__name__)
