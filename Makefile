@@ -24,7 +24,8 @@ run: $(RUNTIME_STAMP) .env
 	@$(PY) manage.py bootstrap_admin
 	@echo
 	@echo "Open http://$(ADDRESS)/ and log in (the Django admin is at http://$(ADDRESS)/admin/)."
-	@echo "Ctrl-C stops the server and the task worker."
+	@echo "Mail is processed by the worker beside it (manage.py process_mailboxes)."
+	@echo "Ctrl-C stops the server and the workers."
 	@echo
 	@scripts/serve $(PY) $(ADDRESS)
 

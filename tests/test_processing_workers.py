@@ -22,9 +22,11 @@ import imaplib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from email.message import EmailMessage
@@ -118,6 +120,56 @@ def server_count(dovecot, account: str) -> int:
         return int(data[0])
 
 
+class SlowProxy:
+    """Forwards LOOPBACK:port to Dovecot's plain IMAP port, passing the server's bytes on
+    at `rate` bytes a second: a pass takes seconds whatever the machine's load, so a test
+    can act while it is under way."""
+
+    def __init__(self, dovecot, rate: int):
+        self.upstream, self.rate = (PLAIN_LOOPBACK, dovecot.imap_port), rate
+        self.counter = ConnectionCounter()  # connections open at once, and in all
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            self.counter.opened()
+            closed = threading.Lock()  # whichever side ends first uncounts the connection
+            for source, target, rate in ((client, upstream, 0), (upstream, client, self.rate)):
+                threading.Thread(target=self._pump, args=(source, target, rate, closed), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, rate: int, closed: threading.Lock) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(4096):
+                target.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        if closed.acquire(blocking=False):
+            self.counter.closed()
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def slow_profile(dovecot, make_test_server_profile):
+    """A profile whose IMAP server answers at 256 KB/s (see SlowProxy)."""
+    proxy = SlowProxy(dovecot, rate=256 * 1024)
+    profile = make_test_server_profile(incoming_server="127.0.0.1", incoming_port=proxy.port)
+    profile.proxy = proxy
+    yield profile
+    proxy.close()
+
+
 # Mailboxes -------------------------------------------------------------------------------
 
 
@@ -125,7 +177,7 @@ def server_count(dovecot, account: str) -> int:
 def make_processed_mailbox(make_user, make_queue, no_approval_required):
     """A user (or queue) mailbox on `profile` logging in as `account` with its own
     credentials, enabled for incoming email as a successful Test & Enable leaves it."""
-    from mailboxes.models import IncomingMethod
+    from mailboxes.models import IncomingMethod, OutgoingMethod
     from mailboxes.services.mailboxes import mailbox_save
 
     def make(
@@ -134,6 +186,7 @@ def make_processed_mailbox(make_user, make_queue, no_approval_required):
         mailbox = (make_queue() if queue else make_user()).mailbox
         mailbox.server_profile = profile
         mailbox.incoming_method = IncomingMethod.SERVER_SIDE_SYNC
+        mailbox.outgoing_method = OutgoingMethod.NONE  # the accounts exist on Dovecot only
         mailbox.allow_credentials = True
         mailbox.username = account
         mailbox.set_password(password)
@@ -198,6 +251,18 @@ def test_once_processes_the_named_mailbox_and_prints_one_json_object(
     status, lines, _ = run_command(mailbox.email, "--once", "--json")
     assert status == 0 and lines[0]["recorded"] == 0 and lines[0]["failed"] == 0
     assert len(recorded(mailbox)) == 3
+
+
+def test_once_processes_a_pop3_mailbox_too(dovecot, make_test_server_profile, make_processed_mailbox):
+    (account,) = add_accounts(dovecot, 1)
+    deliver(dovecot, account, 2)
+    mailbox = make_processed_mailbox(make_test_server_profile(incoming="pop3"), account)
+
+    status, lines, _ = run_command(mailbox.email, "--once", "--json")
+    assert status == 0 and (lines[0]["recorded"], lines[0]["cause"]) == (2, None)
+    status, lines, _ = run_command(mailbox.email, "--once", "--json")
+    assert status == 0 and lines[0]["recorded"] == 0  # by UIDL: never twice
+    assert len(recorded(mailbox)) == 2
 
 
 def test_once_without_addresses_processes_every_due_mailbox_and_only_those(
@@ -484,14 +549,13 @@ transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True
 
 @transactional
 def test_a_pass_killed_mid_mailbox_is_finished_by_the_next_pass_recording_every_message_once(
-    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+    dovecot, slow_profile, make_processed_mailbox, shared_database
 ):
     db = shared_database
     (account,) = add_accounts(dovecot, 1)
-    total = 800  # enough that the pass is still under way when the test sees its first records
-    deliver(dovecot, account, total, size=1000)
-    profile = make_test_server_profile()
-    mailbox = make_processed_mailbox(profile, account, queue=True, delete_after_processing=True)
+    total = 400
+    deliver(dovecot, account, total, size=2000)
+    mailbox = make_processed_mailbox(slow_profile, account, queue=True, delete_after_processing=True)
     once = ["process_mailboxes", mailbox.email, "--once", "--json"]
 
     with db.shared():
@@ -576,7 +640,7 @@ def test_a_running_worker_picks_up_process_now_within_seconds(
 
 @transactional
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="many hosts share PostgreSQL; SQLite serves one host")
-def test_three_workers_over_fifty_mailboxes_never_open_more_connections_than_the_cap(
+def test_three_workers_and_test_and_enable_over_fifty_mailboxes_never_open_more_connections_than_the_cap(
     dovecot, make_test_server_profile, make_processed_mailbox, shared_database
 ):
     db = shared_database
@@ -586,16 +650,26 @@ def test_three_workers_over_fifty_mailboxes_never_open_more_connections_than_the
         profile = make_test_server_profile(
             incoming_server="127.0.0.1", incoming_port=proxy.port, max_connections=3
         )
+        mailboxes = []
         for n, account in enumerate(add_accounts(dovecot, 50)):
             deliver(dovecot, account, 1 + n % 3)
-            make_processed_mailbox(profile, account)
+            mailboxes.append(make_processed_mailbox(profile, account))
         expected = sum(1 + n % 3 for n in range(50))
         assert counter.total == 0
 
         with db.shared():
             workers = [manage(["process_mailboxes", "--json"], db.env) for _ in range(3)]
+            # Test & Enable of ten of them meanwhile, holding the same slots (and making
+            # those mailboxes due again: processed a second time, recording nothing new).
+            tests = manage(["test_mailboxes", *(m.email for m in mailboxes[::5])], db.env)
             try:
-                wait_until(lambda: db.counts()["synced"] == 50, seconds=240, processes=workers)
+                code, stdout, stderr = finish(tests, 240)
+                assert code == 0, stdout + stderr
+                # Every mailbox processed since its Test & Enable, none left due or held.
+                settled = MailboxSync.objects.filter(last_sync_on__isnull=False, next_poll_on__gt=Now())
+                wait_until(
+                    lambda: settled.count() == 50 and not db.counts()["held"], seconds=240, processes=workers
+                )
             finally:
                 outcomes = [stop(worker) for worker in workers]
     finally:
@@ -605,12 +679,13 @@ def test_three_workers_over_fifty_mailboxes_never_open_more_connections_than_the
     for code, stdout, stderr in outcomes:
         assert code == 0, stderr
         lines.extend(json.loads(line) for line in stdout.splitlines())
-    assert len(lines) == 50 and all(line["cause"] is None for line in lines), lines
-    assert len({line["mailbox"] for line in lines}) == 50  # each mailbox once, by one worker
+    assert all(line["cause"] is None for line in lines), lines
+    assert {line["mailbox"] for line in lines} == {m.email for m in mailboxes}
+    assert sum(line["recorded"] for line in lines) == expected  # each message once
     assert Email.objects.count() == expected
     assert Email.objects.values("mailbox", "message_id").distinct().count() == expected
-    assert counter.total >= 50  # every connection went through the proxy
-    assert counter.maximum == 3  # the cap, reached and never passed, across the three processes
+    assert counter.total >= 50 + 10  # every connection went through the proxy
+    assert counter.maximum == 3  # the cap, reached and never passed, across all the processes
 
 
 @transactional
@@ -650,13 +725,13 @@ def test_the_serve_script_of_make_run_processes_mail_with_its_worker(
 
 @transactional
 def test_a_worker_told_to_stop_finishes_the_pass_it_is_in_and_gives_its_leases_back(
-    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+    dovecot, slow_profile, make_processed_mailbox, shared_database
 ):
     db = shared_database
     (account,) = add_accounts(dovecot, 1)
     total = 300
     deliver(dovecot, account, total, size=2000)
-    mailbox = make_processed_mailbox(make_test_server_profile(), account)
+    mailbox = make_processed_mailbox(slow_profile, account)
 
     with db.shared():
         worker = manage(["process_mailboxes", "--json"], db.env)
@@ -673,14 +748,14 @@ def test_a_worker_told_to_stop_finishes_the_pass_it_is_in_and_gives_its_leases_b
 
 @transactional
 def test_a_lease_renewed_during_a_long_pass_keeps_another_process_waiting(
-    dovecot, make_test_server_profile, make_processed_mailbox, shared_database
+    dovecot, slow_profile, make_processed_mailbox, shared_database
 ):
     db = shared_database
     db.env["MAIL_PROCESSING_LEASE_SECONDS"] = "1"  # far shorter than the pass
     (account,) = add_accounts(dovecot, 1)
     total = 400
     deliver(dovecot, account, total, size=2000)
-    mailbox = make_processed_mailbox(make_test_server_profile(), account)
+    mailbox = make_processed_mailbox(slow_profile, account)
     once = ["process_mailboxes", mailbox.email, "--once", "--json"]
 
     with db.shared():
@@ -693,6 +768,8 @@ def test_a_lease_renewed_during_a_long_pass_keeps_another_process_waiting(
     assert json.loads(first_outcome[1])["recorded"] == total  # never taken over mid-pass
     assert json.loads(second_outcome[1])["recorded"] == 0
     assert len(recorded(mailbox)) == total
+    connections = slow_profile.proxy.counter
+    assert (connections.total, connections.maximum) == (2, 1)  # one pass after the other
 
 
 def _end_other_sessions() -> int:

@@ -23,7 +23,9 @@ A permanent failure (authentication, the mailbox gone) is also an error alert. A
 organisation's Disable Mailbox After Failures consecutive failures, transient or not, the
 mailbox is disabled for incoming email with an error alert (services/processing.py);
 Test & Enable enables it again, clears the failures and makes it due now
-(`mailboxes_enabled`). A successful pass clears the failures.
+(`mailboxes_enabled`). A successful pass clears the failures. A pass the engine skips
+(every connection the profile allows stayed in use by others for the slot's wait limit,
+or a profile it cannot read) is no failure: the mailbox is due again after its interval.
 
 Process Now only makes a mailbox due now (`make_due_now`): a running worker, which looks
 for due mailboxes every MAIL_PROCESSING_IDLE_SECONDS, picks it up within seconds.

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 # Missing MailboxSync rows are looked for this often (seconds): Test & Enable makes them
 # at once; this catches mailboxes enabled any other way.
 SWEEP_SECONDS = 300
+# `process_mailboxes --once ADDRESS` waits at most this long (seconds) for another worker's
+# pass over the mailbox to end (its lease renewed all along), then fails with the reason.
+NAMED_WAIT_SECONDS = 600
 
 
 def run_pass(mailbox_id: int, holder: str) -> PassResult | None:
@@ -165,8 +168,8 @@ def process_once(mailbox_ids: list[int] | None = None) -> list[PassResult]:
     else over every mailbox due now, one after another in this thread; then return.
 
     A given mailbox that is not processed (inactive, unapproved, not enabled) comes back
-    skipped, with the reason; one another worker is processing is waited for, at most
-    two leases, then fails.
+    skipped, with the reason; one another worker is processing is waited for (at most
+    NAMED_WAIT_SECONDS), then processed.
     """
     holder = scheduler.new_holder()
     results: list[PassResult] = []
@@ -196,7 +199,7 @@ def _named(mailbox_ids: list[int], holder: str) -> list[PassResult]:
             results[pk] = not_processed(mailboxes[pk].email, reason)
         else:
             waiting.append(pk)
-    deadline = time.monotonic() + 2 * settings.MAIL_PROCESSING_LEASE_SECONDS
+    deadline = time.monotonic() + max(NAMED_WAIT_SECONDS, 2 * settings.MAIL_PROCESSING_LEASE_SECONDS)
     while waiting:
         claimed = scheduler.claim_named(holder, waiting)
         for pk in claimed:
