@@ -36,6 +36,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db.models import Count, Max, Min, Q
@@ -150,6 +151,13 @@ class Plan:
     forward: Mailbox
     targets: list[Mailbox]
     expected: dict[int, int] = field(default_factory=dict)  # mailbox id -> new Emails
+    appended_from: datetime | None = None  # before the first APPEND (its INTERNALDATE)
+
+    def recorded(self):
+        """This run's Emails: received (APPENDed) since the run began, in its mailboxes.
+        A kept cluster's earlier runs, and the emails the /emails/ scenario seeded, are
+        older: through the (mailbox, received_on) index, only this run's rows are read."""
+        return Email.objects.filter(mailbox_id__in=list(self.expected), received_on__gte=self.appended_from)
 
     @property
     def total(self) -> int:
@@ -227,7 +235,7 @@ def _prepare_mailboxes(servers, password: str) -> tuple[Plan, list[int]]:
     taken_out = list(
         Mailbox.objects.filter(enabled_incoming=True).exclude(pk__in=ours).values_list("pk", flat=True)
     )
-    Mailbox.objects.filter(pk__in=taken_out).update(enabled_incoming=False)
+    _set_incoming(taken_out, enabled=False)
     ciphertext = encryption.encrypt_bound(password, mailbox_password_destinations(profile))
     enabled = {
         "server_profile": profile,
@@ -252,6 +260,13 @@ def _prepare_mailboxes(servers, password: str) -> tuple[Plan, list[int]]:
         target = targets[k % len(targets)]
         plan.expected[target.pk] = plan.expected.get(target.pk, 0) + 1
     return plan, taken_out
+
+
+def _set_incoming(ids: list[int], *, enabled: bool) -> None:
+    """Enabled for incoming email or not, a batch at a time (at a million mailboxes, a
+    few hundred thousand are enabled)."""
+    for start in range(0, len(ids), 10_000):
+        Mailbox.objects.filter(pk__in=ids[start : start + 10_000]).update(enabled_incoming=enabled)
 
 
 def _add_accounts(dovecot, accounts: list[str], password: str) -> None:
@@ -350,14 +365,13 @@ def _memory(pid: int) -> tuple[int, int] | None:
     return (values["VmRSS"], values["VmHWM"]) if len(values) == 2 else None
 
 
-def _run_workers(
-    env: dict[str, str], plan: Plan, baseline: int
-) -> tuple[float, float, list[WorkerRun], float]:
+def _run_workers(env: dict[str, str], plan: Plan) -> tuple[float, float, list[WorkerRun], float]:
     """Start the workers, wait until every message is recorded, stop them. Returns the
     seconds to the last message, the moment a quarter was recorded, the workers, and how
     busy the machine's cores were meanwhile."""
-    ids = list(plan.expected)
-    recorded = Email.objects.filter(mailbox_id__in=ids)
+    recorded = plan.recorded()
+    if recorded.exists():
+        raise RuntimeError("mail_processing: messages were recorded before the workers started")
     started, cpu_before = time.perf_counter(), cpu_times()
     workers = [
         WorkerRun(
@@ -396,7 +410,7 @@ def _run_workers(
     quarter = None
     try:
         while True:
-            count = recorded.count() - baseline
+            count = recorded.count()
             now = time.perf_counter() - started
             if quarter is None and count >= plan.total / 4:
                 quarter = now
@@ -431,10 +445,10 @@ def _run_workers(
     return seconds, quarter, workers, busy
 
 
-def _timeline(plan: Plan, ids: list[int], workers_started) -> str:
+def _timeline(plan: Plan, workers_started: datetime) -> str:
     """When the own mailboxes' messages and the forwarded ones were recorded, in seconds
     from the workers' start: the forward mailbox is one pass, in one thread."""
-    this_run = Email.objects.filter(mailbox_id__in=ids, message_id__contains=f"-{plan.token}-")
+    this_run = plan.recorded()
     spans = this_run.aggregate(
         own_first=Min("recorded_on", filter=Q(forward_mailbox__isnull=True)),
         own_last=Max("recorded_on", filter=Q(forward_mailbox__isnull=True)),
@@ -487,23 +501,19 @@ def mail_processing(env: dict[str, str]) -> list[Row]:
                 f"mail_processing: APPENDing {total:,} messages of ≈20 KB "
                 f"into {len(plan.accounts())} accounts"
             )
+            # INTERNALDATE has whole seconds; the Python, Dovecot and PostgreSQL clocks are one.
+            plan.appended_from = timezone.now() - timedelta(seconds=2)
             appended_in = _append_all(dovecot, plan, password)
             say(
                 f"APPENDed in {appended_in:.1f} s; {WORKERS} workers (manage.py process_mailboxes) "
                 "until all are recorded"
             )
             ids = list(plan.expected)
-            before = dict(
-                Email.objects.filter(mailbox_id__in=ids).values_list("mailbox_id").annotate(n=Count("id"))
-            )
             load = os.getloadavg()[0]
             workers_started = timezone.now()
-            seconds, quarter, workers, busy = _run_workers(worker_env, plan, sum(before.values()))
-            after = dict(
-                Email.objects.filter(mailbox_id__in=ids).values_list("mailbox_id").annotate(n=Count("id"))
-            )
-            wrong = {pk: after.get(pk, 0) - before.get(pk, 0) for pk in ids}
-            wrong = {pk: n for pk, n in wrong.items() if n != plan.expected[pk]}
+            seconds, quarter, workers, busy = _run_workers(worker_env, plan)
+            counts = dict(plan.recorded().values_list("mailbox_id").annotate(n=Count("id")))
+            wrong = {pk: counts.get(pk, 0) for pk in ids if counts.get(pk, 0) != plan.expected[pk]}
             if wrong:
                 raise RuntimeError(
                     f"mail_processing: mailboxes recorded other counts than sent: {list(wrong.items())[:5]}"
@@ -511,13 +521,12 @@ def mail_processing(env: dict[str, str]) -> list[Row]:
             failures = _failures(workers)
             if failures:
                 raise RuntimeError(f"mail_processing: passes failed or left mail unprocessed: {failures[:5]}")
-            timeline = _timeline(plan, ids, workers_started)
+            timeline = _timeline(plan, workers_started)
             left = _inbox_counts(dovecot, plan.accounts(), password)
             if left:
                 raise RuntimeError(f"mail_processing: messages left on the server: {list(left.items())[:5]}")
     finally:
-        if taken_out:
-            Mailbox.objects.filter(pk__in=taken_out).update(enabled_incoming=True)
+        _set_incoming(taken_out, enabled=True)
         shutil.rmtree(emails_dir, ignore_errors=True)
     per_second = rate(total, seconds)
     memory = []
