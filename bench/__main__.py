@@ -14,7 +14,7 @@ DATABASE_URL. Configuration (environment):
                       admin_changelist, load_test, bulk_set_server_profile,
                       test_and_enable, test_and_enable_oauth, commands — or one of
                       its three: apply_config, export_config, rotate_encryption_keys —
-                      emails_list);
+                      emails_list, mail_processing);
                       default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
     BENCH_KEEP        a folder that keeps the seeded cluster and reuses it on the next
                       run of the same SIZE (bench/keep.py): before/after on the same data.
@@ -119,6 +119,10 @@ def main() -> int:
         from bench.oauth import test_and_enable_oauth
 
         rows += test_and_enable_oauth()
+    if wanted("mail_processing"):
+        from bench.processing import mail_processing
+
+        rows += mail_processing(env)
     for command in ("apply_config", "export_config", "rotate_encryption_keys"):
         if wanted("commands") or wanted(command):
             rows += scenarios.commands(env, command)
