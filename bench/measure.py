@@ -76,7 +76,7 @@ class ProcessRun:
         return self.growth_after(after) <= tolerance
 
 
-def _memory(pid: int) -> tuple[int, int] | None:
+def process_memory(pid: int) -> tuple[int, int] | None:
     """(VmRSS, VmHWM) of a running process, in bytes."""
     values = {}
     try:
@@ -111,7 +111,7 @@ def run_process(args: list[str], *, env: dict[str, str], cwd: str, interval: flo
 
         def sample():
             while not done.is_set():
-                memory = _memory(proc.pid)
+                memory = process_memory(proc.pid)
                 if memory is not None:
                     samples.append((time.perf_counter() - started, memory[0]))
                     peak[0] = max(peak[0], memory[1])

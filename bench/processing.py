@@ -42,7 +42,7 @@ from pathlib import Path
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from bench.measure import MB, busy_share, cpu_times, rate, say
+from bench.measure import MB, busy_share, cpu_times, process_memory, rate, say
 from bench.report import Row
 from mailboxadmin import encryption
 from mailboxes.models import ApprovalStatus, Email, Mailbox
@@ -353,18 +353,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _memory(pid: int) -> tuple[int, int] | None:
-    values = {}
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    values[line[:5]] = int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return (values["VmRSS"], values["VmHWM"]) if len(values) == 2 else None
-
-
 def _run_workers(env: dict[str, str], plan: Plan) -> tuple[float, float, list[WorkerRun], float]:
     """Start the workers, wait until every message is recorded, stop them. Returns the
     seconds to the last message, the moment a quarter was recorded, the workers, and how
@@ -393,7 +381,7 @@ def _run_workers(env: dict[str, str], plan: Plan) -> tuple[float, float, list[Wo
         while not done.is_set():
             at = time.perf_counter() - started
             for worker in workers:
-                memory = _memory(worker.process.pid)
+                memory = process_memory(worker.process.pid)
                 if memory is not None:
                     worker.samples.append((at, memory[0]))
                     worker.peak = max(worker.peak, memory[1])

@@ -418,6 +418,30 @@ CONNECTION_ERRORS = (
 )
 
 
+class MailSession:
+    """An open, logged-in connection for mail processing: `client` is the protocol
+    library's client. Name the step before each command (`session.step = ...`: a failure
+    says what was being done) and call `renew()` before each batch (the dialogue's
+    deadline, and the caller's own lease through `on_renew`)."""
+
+    def __init__(self, dialogue: "Dialogue", client):
+        self.dialogue, self.client = dialogue, client
+        self.on_renew = None
+
+    @property
+    def step(self) -> str:
+        return self.dialogue.step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        self.dialogue.step = value
+
+    def renew(self) -> None:
+        self.dialogue.renew_deadline()
+        if self.on_renew is not None:
+            self.on_renew()
+
+
 @contextlib.contextmanager
 def session_dialogue(endpoint: Endpoint, translate, library_errors: tuple = ()):
     """A Dialogue for a session that stays open while its caller works (mail processing).

@@ -22,6 +22,7 @@ from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
     ConnectionDropped,
     Dialogue,
+    MailSession,
     NotTheProtocol,
     ServerReplyError,
     drain,
@@ -176,23 +177,8 @@ def _open(dialogue: Dialogue, client: _IMAPClient) -> str:
     return f"Connected to {endpoint.where} {how}, {logged_in}"
 
 
-class IMAPSession:
-    """An open, logged-in IMAP connection for mail processing: `client` is the
-    IMAPClient. Name the step before each command (`session.step = ...`: a failure says
-    what was being done) and call `renew()` before each batch (the dialogue's deadline
-    and the caller's own lease, through `on_renew`)."""
-
-    def __init__(self, dialogue: Dialogue, client: _IMAPClient):
-        self.dialogue, self.client = dialogue, client
-        self.on_renew = None
-
-    @property
-    def step(self) -> str:
-        return self.dialogue.step
-
-    @step.setter
-    def step(self, value: str) -> None:
-        self.dialogue.step = value
+class IMAPSession(MailSession):
+    """An IMAP session: `client` is the IMAPClient."""
 
     @property
     def capabilities(self) -> set[str]:
@@ -202,11 +188,6 @@ class IMAPSession:
             (word.decode("ascii", "replace") if isinstance(word, bytes) else str(word)).upper()
             for word in self.client.capabilities()
         }
-
-    def renew(self) -> None:
-        self.dialogue.renew_deadline()
-        if self.on_renew is not None:
-            self.on_renew()
 
 
 @contextmanager

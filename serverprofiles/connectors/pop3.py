@@ -19,6 +19,7 @@ from serverprofiles.connectors.dialogue import (
     AuthenticationRejected,
     ConnectionDropped,
     Dialogue,
+    MailSession,
     NotTheProtocol,
     ServerReplyError,
     drain,
@@ -180,28 +181,8 @@ def _open(dialogue: Dialogue, pop3: POP3Client) -> str:
     return f"Connected to {endpoint.where} {how}, {logged_in}"
 
 
-class POP3Session:
-    """An open, logged-in POP3 connection for mail processing: `client` is the
-    POP3Client. Name the step before each command (`session.step = ...`) and call
-    `renew()` before each batch (the dialogue's deadline, and the caller's own lease
-    through `on_renew`)."""
-
-    def __init__(self, dialogue: Dialogue, client: POP3Client):
-        self.dialogue, self.client = dialogue, client
-        self.on_renew = None
-
-    @property
-    def step(self) -> str:
-        return self.dialogue.step
-
-    @step.setter
-    def step(self, value: str) -> None:
-        self.dialogue.step = value
-
-    def renew(self) -> None:
-        self.dialogue.renew_deadline()
-        if self.on_renew is not None:
-            self.on_renew()
+class POP3Session(MailSession):
+    """A POP3 session: `client` is the POP3Client."""
 
 
 @contextmanager
