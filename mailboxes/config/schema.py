@@ -151,6 +151,8 @@ def parse_value(key: Key, value):
     if key.kind in ("str", "user", "profile"):
         if not isinstance(value, str):
             raise BadValue(key.name, "must be a string.")
+        if "\x00" in value:  # no database stores it, and PostgreSQL refuses it even in a lookup
+            raise BadValue(key.name, "must not contain a NUL character.")
         return value
     if key.kind in ("bool", "forward"):
         if not isinstance(value, bool):

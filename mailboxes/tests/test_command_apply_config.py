@@ -281,6 +281,11 @@ def with_changes(section, index, **changes):
             "Credentials to No.",
         ),
         (
+            # Found by the apply_config fuzz test on PostgreSQL, which refused the lookup.
+            with_changes("mailboxes", 0, owner="\x00" * 3),
+            "mailboxes[0] (fwd@contoso.test): owner: must not contain a NUL character.",
+        ),
+        (
             with_changes("mailboxes", 0, password_env=None),
             "mailboxes[0] (fwd@contoso.test): password_env: must name an environment variable.",
         ),
