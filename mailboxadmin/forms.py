@@ -103,6 +103,18 @@ class VersionedModelForm(ServiceModelForm):
             self.fields["version"].initial = self.instance.version
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A text area always rendered empty, like a password input: a pasted key never
+    comes back in the page, not even after a failed validation."""
+
+    def format_value(self, value):
+        return None
+
+
+# A secret that is a whole file (a service account's JSON key), pasted into a text area.
+WRITE_ONLY_KEY_ATTRS = {"rows": 4, "autocomplete": "off", "spellcheck": "false"}
+
+
 class WriteOnlyPasswordField(forms.CharField):
     """A password input that is always rendered empty: the stored value never leaves."""
 

@@ -9,6 +9,7 @@ from mailboxadmin.admin_tools import (
     WriteOnlyPasswordsMixin,
     clear_password_field,
     delete_selected,
+    key_file_field,
     password_field,
 )
 from mailboxes.models import Mailbox, OrganizationSettings
@@ -38,7 +39,7 @@ class ServerProfileForm(WriteOnlyPasswordsMixin, VersionedFormMixin, ServiceMode
     clear_outgoing_password = clear_password_field("Clear password (outgoing)")
     oauth_client_secret = password_field("Client Secret")
     clear_oauth_client_secret = clear_password_field("Clear client secret")
-    oauth_service_account_key = password_field("Service Account Key")
+    oauth_service_account_key = key_file_field("Service Account Key")
     clear_oauth_service_account_key = clear_password_field("Clear service account key")
     write_only_nouns = SECRET_NOUNS
     write_only_help = SECRET_HELP

@@ -3,10 +3,12 @@
 from django import forms
 
 from mailboxadmin.forms import (
+    WRITE_ONLY_KEY_ATTRS,
     DateTimeLocalInput,
     UsernameChoiceField,
     VersionedModelForm,
     WriteOnlyPasswordField,
+    WriteOnlyTextarea,
     apply_write_only_password,
     password_help,
 )
@@ -52,14 +54,6 @@ SECRET_HELP = {
 }
 
 
-class WriteOnlyTextarea(forms.Textarea):
-    """A text area always rendered empty, like a password input: a pasted key never
-    comes back in the page, not even after a failed validation."""
-
-    def format_value(self, value):
-        return None
-
-
 class AuthenticationSelect(forms.Select):
     """Authenticate Using, each option saying the server types it is valid for (P3):
     profile-form.js offers only those of the chosen type; the model decides either way."""
@@ -97,7 +91,7 @@ class EmailServerProfileForm(VersionedModelForm):
     )
     oauth_service_account_key = WriteOnlyPasswordField(
         label="Service Account Key",
-        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs=WRITE_ONLY_KEY_ATTRS),
     )
     clear_oauth_service_account_key = forms.BooleanField(
         label="Clear service account key", required=False, help_text="Remove the stored key on save."

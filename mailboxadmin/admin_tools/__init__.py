@@ -6,6 +6,7 @@ from mailboxadmin.admin_tools.forms import (
     VersionedFormMixin,
     WriteOnlyPasswordsMixin,
     clear_password_field,
+    key_file_field,
     password_field,
 )
 from mailboxadmin.admin_tools.options import ServiceModelAdmin, delete_selected, outcome_level
@@ -23,6 +24,7 @@ __all__ = [
     "VersionedFormMixin",
     "WriteOnlyPasswordsMixin",
     "clear_password_field",
+    "key_file_field",
     "delete_selected",
     "outcome_level",
     "password_field",

@@ -91,5 +91,12 @@ def password_field(label: str = "Password") -> forms.CharField:
     return shared.WriteOnlyPasswordField(label=label)
 
 
+def key_file_field(label: str) -> forms.CharField:
+    """A write-only secret that is a whole file (a JSON key), pasted into a text area."""
+    return shared.WriteOnlyPasswordField(
+        label=label, widget=shared.WriteOnlyTextarea(attrs=shared.WRITE_ONLY_KEY_ATTRS)
+    )
+
+
 def clear_password_field(label: str = "Clear password") -> forms.BooleanField:
     return forms.BooleanField(label=label, required=False)

@@ -39,6 +39,8 @@ SETTINGS_KEYS = (
     Key("act", "default_act", "code", codes.ACT_METHODS),
     Key("approval_required_for_users", "approval_required_for_users", "bool"),
     Key("approval_required_for_queues", "approval_required_for_queues", "bool"),
+    Key("time_zone", "time_zone", "str"),
+    Key("disable_after_failures", "disable_after_failures", "int"),
 )
 
 PROFILE_KEYS = (

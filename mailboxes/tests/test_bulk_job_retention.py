@@ -77,7 +77,10 @@ def test_a_deleted_jobs_page_is_gone_for_its_requester(client_for, sysadmin, mak
     client = client_for(sysadmin)
     assert client.get(job.get_absolute_url()).status_code == 200
     schedule(make_user().mailbox, actor=sysadmin)
-    assert client.get(job.get_absolute_url()).status_code in (403, 404)
+    response = client.get(job.get_absolute_url())
+    assert response.status_code == 404
+    assert "kept for 30 days after it finishes" in response.content.decode()
+    assert client.get(f"/mailboxes/bulk-actions/{job.pk}/status/").status_code == 404
 
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "mailboxadmin" / "settings.py"

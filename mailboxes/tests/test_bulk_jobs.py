@@ -132,8 +132,10 @@ def test_a_job_is_seen_by_its_requester_and_system_administrators_only(
     assert client.get(url).status_code == 302  # anonymous: to the login page
     assert client_for(manager).get(url).status_code == 200  # who asked
     assert client_for(sysadmin).get(url).status_code == 200
-    assert client_for(other_manager).get(url).status_code == 403
-    assert client_for(readonly).get(url).status_code == 403
+    # the same answer as for a job that does not exist (or no longer): which do is not told
+    assert client_for(other_manager).get(url).status_code == 404
+    assert client_for(readonly).get(url).status_code == 404
+    assert client_for(readonly).get(f"/mailboxes/bulk-actions/{job.pk + 1000}/{page}").status_code == 404
 
 
 def test_a_read_only_user_cannot_schedule_a_bulk_action(client_for, readonly, three, threshold):

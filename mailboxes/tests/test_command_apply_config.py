@@ -67,6 +67,19 @@ def test_a_second_run_changes_nothing(apply, db, unchanged_database):
     assert result.lines == [f"Applied {result.path}: created 0, updated 0, unchanged 6."]
 
 
+def test_the_time_zone_and_disabling_after_failures_are_settings_too(apply, db, run):
+    settings = {"time_zone": "Europe/Paris", "disable_after_failures": 3}
+
+    result = apply({"settings": settings})
+
+    assert result.lines[0] == "update    settings: time_zone, disable_after_failures"
+    stored = OrganizationSettings.load()
+    assert (stored.time_zone, stored.disable_after_failures) == ("Europe/Paris", 3)
+    exported = json.loads(run("export_config").stdout)["settings"]
+    assert exported.items() >= settings.items()
+    assert apply({"settings": settings}).lines[-1].endswith("created 0, updated 0, unchanged 1.")
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(apply, db, unchanged_database):
     apply({"server_profiles": SPEC_EXAMPLE["server_profiles"], "users": SPEC_EXAMPLE["users"]})
     changed = json.loads(json.dumps(SPEC_EXAMPLE))
@@ -233,6 +246,15 @@ def with_changes(section, index, **changes):
         (
             with_changes("settings", None, incoming="pigeon"),
             "settings: incoming: must be one of none | outlook | server-side-sync | forward-mailbox.",
+        ),
+        (
+            with_changes("settings", None, time_zone="Mars/Olympus"),
+            "settings: time_zone: “Mars/Olympus” is not a time zone name: use an IANA name such as "
+            "Europe/Paris or UTC.",
+        ),
+        (
+            with_changes("settings", None, disable_after_failures=0),
+            "settings: disable_after_failures: Ensure this value is greater than or equal to 1.",
         ),
         (
             with_changes("queues", 0, owner="zed"),

@@ -21,6 +21,8 @@ def test_writes_every_section_in_the_file_format(run, configuration):
         "act": "none",
         "approval_required_for_users": True,
         "approval_required_for_queues": True,
+        "time_zone": "UTC",
+        "disable_after_failures": 10,
     }
     exchange = data["server_profiles"][0]
     assert exchange["name"] == "Contoso Exchange"

@@ -1,8 +1,9 @@
 """The page of a bulk action running in the background: its progress, then its result."""
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -10,14 +11,23 @@ from mailboxes.services.bulk_jobs import bulk_job_for
 
 
 class BulkJobMixin:
-    """A bulk action's job, for the user who scheduled it and System Administrators."""
+    """A bulk action's job, for the user who scheduled it and System Administrators.
+
+    A job that is someone else's and one deleted after BULK_JOB_RETENTION_DAYS get the
+    same answer, Not Found naming the retention: which job numbers exist is not told.
+    """
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         self.job = bulk_job_for(kwargs["pk"], request.user) if request.user.is_active else None
         if self.job is None:
-            raise PermissionDenied
+            return render(
+                request,
+                "mailboxes/bulk_job_gone.html",
+                {"retention_days": settings.BULK_JOB_RETENTION_DAYS},
+                status=404,
+            )
         return super().dispatch(request, *args, **kwargs)
 
 

@@ -201,6 +201,23 @@ def test_admin_read_only_role_gets_no_secret_input(client_for, readonly, sysadmi
     assert client.post(f"{ADMIN}{profile.pk}/change/", admin_data()).status_code == 403
 
 
+def test_admin_takes_the_service_account_key_in_a_text_area_it_never_fills(client_for, sysadmin):
+    client = client_for(sysadmin)
+    key = '{"client_email": "svc@example.test", "private_key": "Admin-Key-Material-91"}'
+
+    # Google without a client id is refused: the form comes back, without the pasted key.
+    response = client.post(
+        ADMIN + "add/", admin_data(oauth_provider="google", oauth_client_id="", oauth_service_account_key=key)
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Admin-Key-Material-91" not in html
+    start = html.index('name="oauth_service_account_key"')
+    tag = html[html.rindex("<", 0, start) : html.index("</textarea>", start)]
+    assert tag.startswith("<textarea") and tag.rstrip().endswith(">")  # an empty text area, not a one-line input
+
+
 # The secrets are called what they are (no "password") --------------------------------------
 
 
