@@ -79,6 +79,9 @@ def seed_emails(count: int) -> float:
             cursor.execute(f'DROP INDEX "{name}"')
         for first in range(0, count, CHUNK):
             cursor.execute(_INSERT, [first, min(first + CHUNK, count) - 1, BUSY_MAILBOXES])
+        # Django's foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED), and
+        # PostgreSQL builds no index on a table with checks still pending: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for _name, definition in indexes:
             cursor.execute(definition)
     with connection.cursor() as cursor:
