@@ -41,7 +41,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, IntegerField, Q, Value, When
 from django.db.models.functions import Now
 
 from mailboxes.models import Mailbox, MailboxSync, OrganizationSettings
@@ -77,6 +77,23 @@ def _claimable() -> Q:
 
 def _due() -> Q:
     return Q(next_poll_on__isnull=True) | Q(next_poll_on__lte=Now())
+
+
+# The order mailboxes are claimed in: the longest overdue first (never polled: first of
+# all); of those due at the same moment, forward mailboxes first — one forward mailbox
+# carries the mail of many users and queues, and started first it runs beside the own
+# mailboxes instead of alone after them (the processing bench: 100 own mailboxes and one
+# forward mailbox enabled together, 2 workers — the forward pass ran last, alone, for
+# 29–41 s); then by id, so the order is stable.
+_CLAIM_ORDER = (
+    F("next_poll_on").asc(nulls_first=True),
+    Case(
+        When(mailbox__kind=Mailbox.Kind.FORWARD, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    ).asc(),
+    "pk",
+)
 
 
 def _processable_ids(org: OrganizationSettings | None = None):
@@ -146,18 +163,14 @@ def mailboxes_enabled(mailbox_ids: Iterable[int]) -> None:
 
 def claim_due(holder: str, limit: int, *, among: list[int] | None = None) -> list[int]:
     """Lease to `holder` up to `limit` processable mailboxes that are due and free (or
-    whose lease expired), the longest overdue first; returns their ids. `among` limits
+    whose lease expired), in _CLAIM_ORDER; returns their ids. `among` limits
     the choice to those mailboxes."""
     if limit <= 0:
         return []
     candidates = MailboxSync.objects.filter(_claimable(), _due(), mailbox__in=_processable_ids())
     if among is not None:
         candidates = candidates.filter(pk__in=among)
-    ids = list(
-        candidates.order_by(F("next_poll_on").asc(nulls_first=True), "pk").values_list("pk", flat=True)[
-            :limit
-        ]
-    )
+    ids = list(candidates.order_by(*_CLAIM_ORDER).values_list("pk", flat=True)[:limit])
     return _claim(holder, ids, due=True)
 
 
@@ -165,7 +178,7 @@ def due_ids() -> list[int]:
     """The processable mailboxes due now (by the database's clock), in the order
     claim_due takes them."""
     due = MailboxSync.objects.filter(_due(), mailbox__in=_processable_ids())
-    return list(due.order_by(F("next_poll_on").asc(nulls_first=True), "pk").values_list("pk", flat=True))
+    return list(due.order_by(*_CLAIM_ORDER).values_list("pk", flat=True))
 
 
 def claim_named(holder: str, mailbox_ids: list[int]) -> list[int]:

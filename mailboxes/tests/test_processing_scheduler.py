@@ -143,6 +143,24 @@ def test_claims_take_the_longest_overdue_first_and_at_most_the_limit(profile, ma
     assert scheduler.claim_due("w3", 5) == []
 
 
+def test_of_mailboxes_due_at_the_same_moment_forward_mailboxes_go_first(
+    profile, make_enabled_mailbox, make_forward_mailbox
+):
+    # A forward mailbox carries many users' mail: started first, it runs beside the
+    # own mailboxes rather than alone after them.
+    own = [make_enabled_mailbox(profile) for _ in range(3)]
+    forward = make_forward_mailbox()
+    Mailbox.objects.filter(pk=forward.pk).update(enabled_incoming=True, incoming_status=TestStatus.SUCCESS)
+    scheduler.create_missing_syncs()  # all never polled: due at the same moment
+    overdue = own[2]
+    MailboxSync.objects.filter(pk=overdue.pk).update(next_poll_on=Now() - timedelta(minutes=5))
+    MailboxSync.objects.exclude(pk=overdue.pk).update(next_poll_on=Now() - timedelta(minutes=1))
+
+    # The longest overdue still comes first; among the equally due, the forward mailbox.
+    assert scheduler.due_ids() == [overdue.pk, forward.pk, own[0].pk, own[1].pk]
+    assert scheduler.claim_due("w", 2) == [overdue.pk, forward.pk]
+
+
 def test_mailboxes_that_are_not_processed_are_never_claimed(profile, make_enabled_mailbox, org):
     inactive, unapproved, disabled, forwarded = (make_enabled_mailbox(profile) for _ in range(4))
     scheduler.create_missing_syncs()

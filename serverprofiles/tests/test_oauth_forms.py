@@ -215,7 +215,8 @@ def test_admin_takes_the_service_account_key_in_a_text_area_it_never_fills(clien
     assert "Admin-Key-Material-91" not in html
     start = html.index('name="oauth_service_account_key"')
     tag = html[html.rindex("<", 0, start) : html.index("</textarea>", start)]
-    assert tag.startswith("<textarea") and tag.rstrip().endswith(">")  # an empty text area, not a one-line input
+    # An empty text area, not a one-line input.
+    assert tag.startswith("<textarea") and tag.rstrip().endswith(">")
 
 
 # The secrets are called what they are (no "password") --------------------------------------
