@@ -359,6 +359,23 @@ class Mailbox(models.Model):
             models.Index(fields=["outgoing_status"], name="mailbox_outgoing_status"),
             models.Index(fields=["act_status"], name="mailbox_act_status"),
             models.Index(fields=["name", "id"], name="mailbox_name_id"),
+            # The mailboxes mail processing may read (processing/eligibility.py, which
+            # adds the approval rule: it depends on the organisation's settings). Each
+            # claim of due mailboxes (processing/scheduler.py) looks them up: without
+            # this index a scan of the whole table, 0.3 to 0.8 s of database time a claim
+            # at 1,000,000 mailboxes (three processes: a parallel scan), with it 6 ms
+            # (EXPLAIN ANALYZE, 1,101 of them enabled). In the processing bench at that
+            # size the claims had taken half the machine's CPU.
+            models.Index(
+                fields=["id"],
+                condition=Q(
+                    state="active",
+                    enabled_incoming=True,
+                    incoming_method="server-side-sync",
+                    server_profile__isnull=False,
+                ),
+                name="mailbox_processable",
+            ),
         ]
 
     def __str__(self):

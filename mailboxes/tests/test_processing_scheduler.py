@@ -23,6 +23,7 @@ from mailboxes.models import (
     TestStatus,
 )
 from mailboxes.processing import scheduler
+from mailboxes.processing.eligibility import processable
 from mailboxes.processing.results import PassResult
 from mailboxes.services.mailboxes import mailbox_save
 
@@ -159,6 +160,21 @@ def test_of_mailboxes_due_at_the_same_moment_forward_mailboxes_go_first(
     # The longest overdue still comes first; among the equally due, the forward mailbox.
     assert scheduler.due_ids() == [overdue.pk, forward.pk, own[0].pk, own[1].pk]
     assert scheduler.claim_due("w", 2) == [overdue.pk, forward.pk]
+
+
+def test_the_processable_index_holds_every_mailbox_processing_reads(profile, make_enabled_mailbox, org):
+    # The claim finds processable mailboxes through the partial index mailbox_processable:
+    # its condition must hold for each of them (eligibility adds only the approval rule).
+    index = next(i for i in Mailbox._meta.indexes if i.name == "mailbox_processable")
+    enabled = [make_enabled_mailbox(profile) for _ in range(3)]
+    Mailbox.objects.filter(pk=enabled[0].pk).update(state=Mailbox.State.INACTIVE)
+    Mailbox.objects.filter(pk=enabled[1].pk).update(enabled_incoming=False)
+
+    indexed = set(Mailbox.objects.filter(index.condition).values_list("pk", flat=True))
+    processed = set(processable(Mailbox.objects.all()).values_list("pk", flat=True))
+    assert processed == {enabled[2].pk}
+    assert processed <= indexed
+    assert not indexed & {enabled[0].pk, enabled[1].pk}
 
 
 def test_mailboxes_that_are_not_processed_are_never_claimed(profile, make_enabled_mailbox, org):
