@@ -115,7 +115,7 @@ def test_and_enable_oauth() -> list[Row]:
     say(f"Test & Enable with OAuth 2.0: {count:,} mailboxes of one profile, max_connections={cap}")
     with oauth_mail_servers(sys.executable) as (token_server, dovecot, smtp_port):
         profile = EmailServerProfile(
-            name="Bench Test & Enable OAuth",
+            name=f"Bench Test & Enable OAuth {os.getpid()}",  # a kept cluster keeps earlier runs' profiles
             server_type=ServerType.IMAP_SMTP,
             incoming_server=dovecot.plain_host,
             incoming_port=dovecot.imap_port,

@@ -352,7 +352,7 @@ def test_and_enable(*, runs: int) -> list[Row]:
     with mail_servers(sys.executable) as servers:
         profile = profile_create(
             EmailServerProfile(
-                name="Bench Test & Enable",
+                name=f"Bench Test & Enable {os.getpid()}",  # a kept cluster keeps earlier runs' profiles
                 server_type=ServerType.IMAP_SMTP,
                 incoming_server=servers.imap_host,
                 incoming_port=servers.imap_port,
