@@ -8,13 +8,14 @@ DATABASE_URL. Configuration (environment):
     LOAD_CONNECTIONS  wrk's open connections (default 4); LOAD_THREADS its threads (2)
     RUNS              timed runs per page (default 15, after 3 warm-up runs)
     EMAILS            emails to seed for /emails/ (default SIZE)
+    SQLITE_SIZE       mailboxes of the SQLite search scenario (default 100,000)
     UNTUNED_RUNS      timed runs of the untuned admin changelist (default 5)
     BULK_RUNS         runs of Set Server Profile (default 3)
     SCENARIOS         only these, comma-separated (list_pages, contains_search_and_picker,
                       admin_changelist, load_test, bulk_set_server_profile,
                       test_and_enable, test_and_enable_oauth, commands — or one of
                       its three: apply_config, export_config, rotate_encryption_keys —
-                      emails_list, mail_processing);
+                      emails_list, mail_processing, sqlite_search);
                       default all. SIZE=2000 SCENARIOS=test_and_enable is a quick check.
     BENCH_KEEP        a folder that keeps the seeded cluster and reuses it on the next
                       run of the same SIZE (bench/keep.py): before/after on the same data.
@@ -96,6 +97,10 @@ def main() -> int:
         rows += scenarios.list_pages(runs=int_env("RUNS", 15))
     if wanted("contains_search_and_picker"):
         rows += scenarios.contains_search_and_picker(runs=int_env("RUNS", 15))
+    if wanted("sqlite_search"):
+        from bench.sqlite_search import sqlite_rows
+
+        rows += sqlite_rows(sys.executable, int_env("SQLITE_SIZE", 100_000))
     if wanted("emails_list"):
         from bench.emails import emails_list
 
