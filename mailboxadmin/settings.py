@@ -1,6 +1,7 @@
 """Settings for Mailbox Admin: one module, read from the environment (and `.env`)."""
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -156,13 +157,32 @@ FORMAT_MODULE_PATH = ["mailboxadmin.formats"]
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+
+def email_storage_env() -> dict:
+    """The storage of raw email messages (SPEC 8): files under var/emails unless
+    EMAIL_STORAGE_BACKEND (a Django storage class) and EMAIL_STORAGE_OPTIONS (a JSON
+    object of its options) say otherwise. Keys belong in the environment the storage's
+    own library reads (boto3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), not here."""
+    backend = env.str("EMAIL_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+    text = env.str("EMAIL_STORAGE_OPTIONS", default="")
+    if not text.strip():
+        options = {"location": BASE_DIR / "var" / "emails"} if backend.endswith(".FileSystemStorage") else {}
+        return {"BACKEND": backend, "OPTIONS": options}
+    try:
+        options = json.loads(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"EMAIL_STORAGE_OPTIONS: not JSON ({exc}).") from None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured(
+            'EMAIL_STORAGE_OPTIONS: must be a JSON object, such as {"location": "/srv/mail"}.'
+        )
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Raw email messages (SPEC 8): files under var/emails unless EMAIL_STORAGE_* say otherwise.
-    "emails": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": BASE_DIR / "var" / "emails"},
-    },
+    "emails": email_storage_env(),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
