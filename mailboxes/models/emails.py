@@ -6,6 +6,8 @@ normalised Message-ID, or of the raw message when it has none, and (mailbox, dig
 unique — the database refuses a second copy whatever a worker, a retry or a rescan does.
 """
 
+import secrets
+
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import models
@@ -20,7 +22,10 @@ def email_storage():
 
 
 def raw_message_path(email: "Email", filename: str) -> str:
-    return f"{email.mailbox_id}/{email.digest[:2]}/{email.digest}.eml"
+    """A name of its own for each saved message: a storage that overwrites a name already
+    taken (django-storages' S3 by default) must never replace a recorded message with a
+    duplicate on its way to being refused (emails_commit tells them apart by name)."""
+    return f"{email.mailbox_id}/{email.digest[:2]}/{email.digest}-{secrets.token_hex(6)}.eml"
 
 
 class Email(models.Model):
