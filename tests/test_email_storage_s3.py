@@ -8,8 +8,6 @@ import json
 import runpy
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from django.core.files.storage import storages
 
 from mailboxes.models import Email
 from mailboxes.services.emails import email_record, message_parse
+from tests.fixtures.faults import wait_for_http
 from tests.fixtures.mailservers import LOOPBACK, free_port
 
 pytestmark = pytest.mark.django_db
@@ -45,15 +44,7 @@ def s3_endpoint(tmp_path, monkeypatch):
         )
     endpoint = f"http://{LOOPBACK}:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).close()  # noqa: S310 (loopback)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto's S3 server did not start: {log.read_text()}") from None
-                time.sleep(0.1)
+        wait_for_http(endpoint, server, log, path="/")  # S3's ListBuckets
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
@@ -67,7 +58,6 @@ def test_raw_messages_go_to_the_bucket_the_environment_names(s3_endpoint, monkey
         "EMAIL_STORAGE_OPTIONS", json.dumps({"bucket_name": BUCKET, "endpoint_url": s3_endpoint})
     )
     configured = runpy.run_path(str(SETTINGS_FILE))["STORAGES"]["emails"]
-    assert "test-secret-key" not in repr(configured)  # the keys stay in boto3's environment
     settings.STORAGES = {**settings.STORAGES, "emails": configured}
     # The field took its storage when the models were loaded, as a deployment's does at
     # its start: hand it the storage these settings make.
@@ -75,10 +65,9 @@ def test_raw_messages_go_to_the_bucket_the_environment_names(s3_endpoint, monkey
     mailbox = make_user().mailbox
     moment = datetime(2026, 12, 7, tzinfo=UTC)
 
-    first = email_record(mailbox, RAW, message_parse(RAW), received_on=moment, size=len(RAW))
-    again = email_record(
-        mailbox, RAW + b"(resent)\r\n", message_parse(RAW), received_on=moment, size=len(RAW)
-    )
+    parsed = message_parse(RAW)
+    first = email_record(mailbox, RAW, parsed, received_on=moment, size=len(RAW))
+    again = email_record(mailbox, RAW + b"(resent)\r\n", parsed, received_on=moment, size=len(RAW))
 
     assert first is not None and again is None
     stored = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=BUCKET)

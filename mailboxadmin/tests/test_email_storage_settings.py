@@ -1,5 +1,5 @@
-"""Where raw email messages are kept is set from the environment (README "Mail
-processing: workers"): EMAIL_STORAGE_BACKEND and EMAIL_STORAGE_OPTIONS."""
+"""Where raw email messages are kept is set from the environment (README
+"Configuration"): EMAIL_STORAGE_BACKEND and EMAIL_STORAGE_OPTIONS."""
 
 import runpy
 from pathlib import Path
