@@ -36,7 +36,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -200,11 +200,13 @@ def _claim(holder: str, ids: list[int], *, due: bool) -> list[int]:
     return sorted(MailboxSync.objects.filter(pk__in=ids, lease_holder=holder).values_list("pk", flat=True))
 
 
-def renew_leases(holder: str) -> int:
-    """Extend every lease `holder` still holds; returns how many."""
-    return MailboxSync.objects.filter(lease_holder=holder).update(
-        lease_expires_on=_from_now(lease_duration())
-    )
+def renew_leases(holder: str, mailbox_ids: Collection[int] | None = None) -> int:
+    """Extend the leases `holder` still holds (only those of `mailbox_ids`, when given);
+    returns how many."""
+    leases = MailboxSync.objects.filter(lease_holder=holder)
+    if mailbox_ids is not None:
+        leases = leases.filter(pk__in=mailbox_ids)
+    return leases.update(lease_expires_on=_from_now(lease_duration()))
 
 
 def release_leases(holder: str) -> None:
@@ -214,10 +216,14 @@ def release_leases(holder: str) -> None:
 
 class LeaseKeeper:
     """Renews a holder's leases every quarter lease while passes last, in a thread of its
-    own (a pass blocks its thread for as long as the mail server takes)."""
+    own (a pass blocks its thread for as long as the mail server takes). Given
+    `in_pass` (the ids of the mailboxes being processed now), only theirs: a lease whose
+    pass could not be recorded (the database away at that moment) must run out so the
+    mailbox is taken up again, not be held for as long as the worker lives."""
 
-    def __init__(self, holder: str):
+    def __init__(self, holder: str, in_pass: Callable[[], Collection[int]] | None = None):
         self.holder = holder
+        self.in_pass = in_pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mail-lease-keeper", daemon=True)
 
@@ -235,7 +241,7 @@ class LeaseKeeper:
             while not self._stop.wait(interval):
                 try:
                     close_old_connections()  # a connection the database ended is replaced
-                    renew_leases(self.holder)
+                    renew_leases(self.holder, None if self.in_pass is None else self.in_pass())
                 except Exception:  # the database away for a moment: try at the next turn
                     logger.warning(
                         "Could not renew the mail-processing leases of %s", self.holder, exc_info=True

@@ -91,6 +91,9 @@ class Worker:
         self.on_result = on_result
         self.stopping = threading.Event()
         self._next_sweep = 0.0
+        # The mailboxes in a pass now, for the LeaseKeeper's thread: replaced whole (one
+        # assignment) whenever a pass starts or ends, so that thread never sees it change.
+        self._in_pass: frozenset[int] = frozenset()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -100,7 +103,7 @@ class Worker:
         running: dict[Future, int] = {}
         try:
             with (
-                scheduler.LeaseKeeper(self.holder),
+                scheduler.LeaseKeeper(self.holder, lambda: self._in_pass),
                 ThreadPoolExecutor(self.threads, thread_name_prefix="mail-pass") as pool,
             ):
                 while not self.stopping.is_set():
@@ -141,6 +144,7 @@ class Worker:
             return []
         for mailbox_id in claimed:
             running[pool.submit(_in_thread, mailbox_id, self.holder)] = mailbox_id
+        self._in_pass = frozenset(running.values())
         return claimed
 
     def _collect(self, done, running: dict[Future, int]) -> None:
@@ -148,9 +152,10 @@ class Worker:
             if future not in running:
                 continue
             mailbox_id = running.pop(future)
+            self._in_pass = frozenset(running.values())
             try:
                 result = future.result()
-            except Exception:  # recording failed (the database away): the lease expires
+            except Exception:  # recording failed (the database away): the lease runs out
                 logger.exception("Could not record the pass over mailbox %s", mailbox_id)
                 continue
             if result is not None and self.on_result is not None:

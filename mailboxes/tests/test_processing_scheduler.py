@@ -398,3 +398,49 @@ def test_a_mailbox_the_engine_skips_is_due_again_after_its_interval_not_at_once(
     assert (after.lease_holder, after.consecutive_failures, after.last_sync_on) == ("", 0, None)
     assert after.next_poll_on > db_now() + timedelta(minutes=9)
     assert scheduler.claim_due("w", 1) == []  # the workers do not spin on it
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_pass_the_worker_could_not_record_lets_its_lease_run_out_and_is_taken_up_again(
+    make_profile, make_enabled_mailbox, settings, monkeypatch
+):
+    """The database away just as a pass is recorded: the worker carries on, and that
+    mailbox's lease is not renewed for as long as the worker lives (it would never be
+    processed again): it runs out and the mailbox is claimed again."""
+    from django.db import OperationalError
+
+    from mailboxes.processing.worker import Worker
+    from serverprofiles.models import ServerType
+
+    settings.MAIL_PROCESSING_LEASE_SECONDS = 1  # renewed every 0.25 s while a pass lasts
+    settings.MAIL_PROCESSING_IDLE_SECONDS = 0.1
+    exchange = make_profile(  # the engine skips it: its pass ends by postponing it
+        server_type=ServerType.EXCHANGE,
+        incoming_server="https://mail.example.test/EWS/Exchange.asmx",
+        outgoing_server="https://mail.example.test/EWS/Exchange.asmx",
+    )
+    mailbox = make_enabled_mailbox(exchange)
+    recorded = []
+    postpone = scheduler.postpone
+
+    def postpone_once_the_database_is_back(mailbox, holder):
+        recorded.append(holder)
+        if len(recorded) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        postpone(mailbox, holder)
+
+    monkeypatch.setattr(scheduler, "postpone", postpone_once_the_database_is_back)
+    worker = Worker(threads=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = timezone.now() + timedelta(seconds=20)
+        while len(recorded) < 2 and timezone.now() < deadline:
+            worker.stopping.wait(0.1)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+
+    assert not thread.is_alive()
+    assert len(recorded) == 2  # taken up again once the unrecorded pass's lease ran out
+    assert sync(mailbox).lease_holder == ""
