@@ -1,6 +1,8 @@
 """Test settings: the real settings, with overrides for speed only."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("ENV_FILE", "")
@@ -21,10 +23,17 @@ TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBacken
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
-# Raw messages of a test run go to a folder of its own under the temporary directory.
+# Raw messages of a test run go to a folder of its own under the temporary directory,
+# removed when the run ends. The processes a test starts (workers, commands) inherit it
+# through the environment and leave it to the run: one killed on purpose removes nothing.
+_EMAILS_FOLDER = os.environ.get("MAILBOXADMIN_TEST_EMAILS_FOLDER", "")
+if not _EMAILS_FOLDER:
+    _EMAILS_FOLDER = tempfile.mkdtemp(prefix="mailboxadmin-test-emails-")
+    os.environ["MAILBOXADMIN_TEST_EMAILS_FOLDER"] = _EMAILS_FOLDER
+    atexit.register(shutil.rmtree, _EMAILS_FOLDER, ignore_errors=True)
 STORAGES["emails"] = {  # noqa: F405
     "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": tempfile.mkdtemp(prefix="mailboxadmin-test-emails-")},
+    "OPTIONS": {"location": _EMAILS_FOLDER},
 }
 # Tests serve static files through the finders; no collected folder is expected.
 STATIC_ROOT = None
