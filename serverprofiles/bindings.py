@@ -63,17 +63,48 @@ def token_url_destination(url: str) -> Destination:
     return Destination(normalized, None, TOKEN_URL)
 
 
+def oauth_secret_destinations(profile, token_url: str) -> tuple[Destination, ...]:
+    """Where an OAuth client secret or key goes: its token URL. And where the tokens it
+    buys go: the profile's incoming and outgoing servers, as a password would. A token
+    is as good as a password (an app-only one opens every mailbox the app may), so a
+    profile whose servers change needs its secret entered again, as SPEC 9 asks of
+    passwords."""
+    return (
+        token_url_destination(token_url),
+        server_destination(profile, "incoming"),
+        server_destination(profile, "outgoing"),
+    )
+
+
 def oauth_binding_refusal(bound: BoundSecret, token_url: str, noun: str = "client secret") -> Outcome | None:
     """None when the OAuth secret `bound` (a client secret, or Google's service account
     key: `noun`) may be sent to `token_url`, else why not."""
     target = token_url_destination(token_url)
     if bound.allows(target):
         return None
-    entered_for = " and ".join(str(d) for d in bound.destinations or ()) or "no token URL"
+    urls = [d for d in bound.destinations or () if d.tls == TOKEN_URL]
+    entered_for = " and ".join(str(d) for d in urls) or "no token URL"
     return Outcome.failure(
         Cause.SECRET_FOR_ANOTHER_TOKEN_URL,
         f"the stored {noun} was entered for {entered_for}; enter it again to use it with "
         f"{target}. Nothing was sent.",
+    )
+
+
+def oauth_server_refusal(
+    bound: BoundSecret, endpoint: Endpoint, noun: str = "client secret"
+) -> Outcome | None:
+    """None when a token bought with the OAuth secret `bound` may be sent to `endpoint`'s
+    server, else why not (before any token is asked for)."""
+    target = endpoint_destination(endpoint)
+    if bound.allows(target):
+        return None
+    servers = [d for d in bound.destinations or () if d.tls != TOKEN_URL]
+    entered_for = " and ".join(str(d) for d in servers) or "its Token URL alone"
+    return Outcome.failure(
+        Cause.SECRET_FOR_ANOTHER_SERVER,
+        f"the stored {noun} was entered for the servers {entered_for}; enter it again to log in "
+        f"to {target} with its tokens. Nothing was sent.",
     )
 
 

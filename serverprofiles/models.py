@@ -534,8 +534,8 @@ class EmailServerProfile(models.Model):
             if getattr(self, column):
                 self._bind_oauth_secret(column, raw)
 
-    # OAuth secrets typed since loading, by column: bound to the token URL the profile has
-    # when it is validated and saved, as typed passwords are.
+    # OAuth secrets typed since loading, by column: bound to the token URL and servers the
+    # profile has when it is validated and saved, as typed passwords are.
     _typed_oauth_secrets: dict[str, str] = {}
 
     def set_oauth_client_secret(self, raw: str) -> None:
@@ -553,9 +553,9 @@ class EmailServerProfile(models.Model):
         self._bind_oauth_secret(column, raw)
 
     def _bind_oauth_secret(self, column: str, raw: str) -> None:
-        from serverprofiles.bindings import token_url_destination
+        from serverprofiles.bindings import oauth_secret_destinations
 
-        destinations = (token_url_destination(self.oauth_token_endpoint),)
+        destinations = oauth_secret_destinations(self, self.oauth_token_endpoint)
         setattr(self, column, encryption.bind(raw, destinations, current=getattr(self, column)))
 
     @property
@@ -575,8 +575,8 @@ class EmailServerProfile(models.Model):
         return bool(getattr(self, self.oauth_secret_column))
 
     def get_bound_oauth_secret(self) -> encryption.BoundSecret:
-        """The stored client secret (or Google service account key) and the token URL it
-        was entered for."""
+        """The stored client secret (or Google service account key) and the token URL and
+        servers it was entered for."""
         return encryption.decrypt_bound(
             getattr(self, self.oauth_secret_column),
             record=f'email server profile "{self.name}" (OAuth secret)',

@@ -40,6 +40,7 @@ from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
 from joserfc.jwk import RSAKey
 
 from serverprofiles.connectors import outbound
+from serverprofiles.connectors.endpoints import Endpoint
 from serverprofiles.connectors.outcomes import Cause, Outcome
 from serverprofiles.connectors.scrub import quote_reply
 from serverprofiles.oauth_transport import HTTPFailure, PinnedSession
@@ -311,11 +312,14 @@ def mail_server_refused_token(outcome: Outcome, *, provider: str, protocol: str)
 # A profile's tokens -------------------------------------------------------------------
 
 
-def profile_access_token(profile, *, subject: str = "") -> str | Outcome:
-    """An access token for `profile` (Google: acting for the mailbox `subject`), or why
-    not. The stored secret goes only to the token URL it was entered for (SPEC 9)."""
+def profile_access_token(profile, *, subject: str = "", server: Endpoint | None = None) -> str | Outcome:
+    """An access token for `profile` (Google: acting for the mailbox `subject`) to log in
+    to `server` with, or why not. The stored secret goes only to the token URL it was
+    entered for, and its tokens only to the servers the profile had then (SPEC 9): a
+    token for another `server` is not even asked for. Without a `server` (Test
+    Connection, which sends the token nowhere) only the token URL is checked."""
     from mailboxadmin.encryption import CredentialDecryptionError
-    from serverprofiles.bindings import oauth_binding_refusal
+    from serverprofiles.bindings import oauth_binding_refusal, oauth_server_refusal
     from serverprofiles.models import OAuthProvider
 
     token_url = profile.oauth_token_endpoint
@@ -332,6 +336,8 @@ def profile_access_token(profile, *, subject: str = "") -> str | Outcome:
     google = profile.oauth_provider == OAuthProvider.GOOGLE
     noun = "service account key" if google else "client secret"
     if refusal := oauth_binding_refusal(bound, token_url, noun):
+        return refusal
+    if server is not None and (refusal := oauth_server_refusal(bound, server, noun)):
         return refusal
     return access_token(
         TokenRequest(

@@ -17,7 +17,8 @@ from serverprofiles import oauth
 from serverprofiles.connection_tests import profile_test_connection
 from serverprofiles.connectors import Cause
 from serverprofiles.models import AuthenticationMethod, EmailServerProfile, ServerType
-from serverprofiles.services import profile_create
+from serverprofiles.services import profile_create, profile_save
+from tests.fixtures.ui import page_form_data
 
 names = itertools.count(1)
 
@@ -251,6 +252,74 @@ def test_a_stored_secret_is_not_sent_to_another_token_url(make_oauth_profile, oa
 
     assert result.outcomes["incoming"].cause == Cause.SECRET_FOR_ANOTHER_TOKEN_URL
     assert oauth_server.requests["/token"] == 0
+
+
+class IMAPSRecorder:
+    """An IMAPS server with a certificate the product trusts, offering XOAUTH2, that keeps
+    every line a client sends it: a server someone would like a token sent to."""
+
+    def __init__(self, server_context):
+        self.context = server_context
+        self.received = bytearray()
+
+    def script(self, connection, stopping):
+        tls = self.context.wrap_socket(connection, server_side=True)
+        tls.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] hello\r\n")
+        for line in tls.makefile("rb"):
+            self.received += line
+            tag, _, rest = line.partition(b" ")
+            if rest.upper().startswith(b"LOGOUT"):
+                tls.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+            tls.sendall(b"+ \r\n" if rest.upper().startswith(b"AUTHENTICATE") else tag + b" OK done\r\n")
+
+
+def test_a_profile_moved_to_another_server_sends_no_token_there_until_its_secret_is_entered_again(
+    make_oauth_profile, oauth_mailbox, oauth_server, manager_client, scripted_server, trust_test_certificate
+):
+    """SPEC 9: the client secret is bound to its token URL and to the servers the profile
+    had when it was entered. A token is as good as a password (an app-only one opens every
+    mailbox the app may), so a Mailbox Manager who points the profile at another server
+    gets no token sent there, nor asked for."""
+    from mailboxes.models import OutgoingMethod
+
+    profile = make_oauth_profile()
+    mailbox = oauth_mailbox(profile, outgoing_method=OutgoingMethod.NONE)
+    recorder = IMAPSRecorder(trust_test_certificate.server_context())
+    url = f"/serverprofiles/{profile.pk}/"
+    moved = page_form_data(
+        manager_client, url, incoming_server="127.0.0.1", incoming_port=scripted_server(recorder.script)
+    )
+    assert manager_client.post(url, moved).status_code == 302
+
+    result = mailbox_test_and_enable(Mailbox.objects.get(pk=mailbox.pk))
+
+    outcome = result.outcomes["incoming"]
+    assert outcome.cause == Cause.SECRET_FOR_ANOTHER_SERVER
+    entered_for = f"{profile.incoming_server}:{profile.incoming_port}"
+    assert f"the stored client secret was entered for the servers {entered_for} and " in outcome.message
+    assert "enter it again to log in to 127.0.0.1:" in outcome.message
+    assert outcome.message.endswith("Nothing was sent.")
+    assert oauth_server.requests["/token"] == 0
+    assert recorder.received == b""
+
+
+def test_a_secret_entered_again_for_the_new_server_logs_in_there(
+    make_oauth_profile, oauth_mailbox, oauth_dovecot, oauth_server, trust_test_certificate
+):
+    profile = make_oauth_profile()
+    mailbox = oauth_mailbox(profile)
+    profile.incoming_server, profile.incoming_port = oauth_dovecot.host, oauth_dovecot.imaps_port
+    profile.incoming_ssl = True
+    profile = profile_save(profile)
+    assert mailbox_test_and_enable(mailbox).outcomes["incoming"].cause == Cause.SECRET_FOR_ANOTHER_SERVER
+
+    profile.set_oauth_client_secret(oauth_server.client_secret)
+    profile_save(profile)
+    result = mailbox_test_and_enable(Mailbox.objects.get(pk=mailbox.pk))
+
+    assert result.outcomes["incoming"].ok, result.causes
+    assert f":{oauth_dovecot.imaps_port}" in result.outcomes["incoming"].message
 
 
 def assert_nowhere(secret: str, caplog, *, extra=()) -> None:

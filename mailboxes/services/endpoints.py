@@ -74,12 +74,12 @@ def oauth_user(mailbox: Mailbox) -> str:
 def oauth_endpoint(profile: EmailServerProfile, direction: str, username: str) -> Endpoint | Outcome:
     """The endpoint to log in to as `username` with the profile's access token (got once
     per profile and run, see serverprofiles/oauth.py), or why not."""
-    token = profile_access_token(profile, subject=username)
-    if isinstance(token, Outcome):
-        return token
     endpoint = profile_server_endpoint(profile, direction, username, None)
     if isinstance(endpoint, Outcome):
         return endpoint
+    token = profile_access_token(profile, subject=username, server=endpoint)
+    if isinstance(token, Outcome):
+        return token
     try:
         return dataclasses.replace(endpoint, access_token=token)
     except CredentialError as exc:  # nothing a mail server could be sent

@@ -29,6 +29,8 @@ class Cause(models.TextChoices):
     PASSWORD_FOR_ANOTHER_SERVER = "password-for-another-server", "Password entered for another server"
     # An OAuth client secret or key is no password, and is bound to a Token URL, not a server.
     SECRET_FOR_ANOTHER_TOKEN_URL = "secret-for-another-token-url", "Secret entered for another Token URL"
+    # Nor may the tokens it buys go to servers other than the profile's when it was entered.
+    SECRET_FOR_ANOTHER_SERVER = "secret-for-another-server", "Secret entered for another server"
     ENCRYPTION_REQUIRED = "encryption-required", "No encrypted connection"
     SERVER_ERROR = "server-error", "Server error"
     NOT_SUPPORTED = "not-supported", "Not supported for this server type"

@@ -4,9 +4,14 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from mailboxadmin import encryption
+from mailboxadmin.encryption import Destination
+from serverprofiles.bindings import token_url_destination
+
 BEFORE = ("serverprofiles", "0003_connectionslot")
 AFTER = ("serverprofiles", "0004_timeout_at_most_a_minute")
 OAUTH = ("serverprofiles", "0005_oauth")
+OAUTH_SERVERS = ("serverprofiles", "0006_bind_oauth_secrets_to_servers")
 
 
 def migrate(target):
@@ -67,3 +72,46 @@ def test_exchange_online_profiles_move_to_office365_imap_and_smtp(back_to_latest
     )
     assert online.oauth_provider == "microsoft"
     assert Profile.objects.get(name="IMAP").oauth_provider == ""
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_oauth_secrets_are_bound_to_their_profiles_servers_too(back_to_latest):
+    url = "https://login.contoso.test/tenant/oauth2/v2.0/token"
+    Profile = migrate(OAUTH)
+    fields = {
+        "server_type": "imap-smtp",
+        "incoming_server": "imap.contoso.test",
+        "incoming_port": 993,
+        "incoming_ssl": True,
+        "outgoing_server": "smtp.contoso.test",
+        "outgoing_port": 587,
+        "outgoing_ssl": False,
+        "incoming_auth": "oauth2",
+        "oauth_provider": "other",
+        "oauth_token_url": url,
+        "oauth_client_id": "client",
+    }
+    secret = encryption.encrypt_bound("Client-Secret-1", (token_url_destination(url),))
+    elsewhere = encryption.encrypt_bound("Client-Secret-2", (token_url_destination(url + "/old"),))
+    Profile.objects.create(name="Bound", oauth_client_secret_ciphertext=secret, **fields)
+    Profile.objects.create(name="Elsewhere", oauth_client_secret_ciphertext=elsewhere, **fields)
+
+    Profile = migrate(OAUTH_SERVERS)
+
+    def destinations(name):
+        bound = encryption.decrypt_bound(
+            Profile.objects.get(name=name).oauth_client_secret_ciphertext, record=name
+        )
+        return bound.secret, set(bound.destinations)
+
+    imap, smtp = (
+        Destination.of("imap.contoso.test", 993, True),
+        Destination.of("smtp.contoso.test", 587, False),
+    )
+    assert destinations("Bound") == ("Client-Secret-1", {token_url_destination(url), imap, smtp})
+    # The token URL it was entered for stays: a secret refused before is refused still.
+    assert destinations("Elsewhere") == ("Client-Secret-2", {token_url_destination(url + "/old"), imap, smtp})
+
+    Profile = migrate(OAUTH)
+
+    assert destinations("Bound") == ("Client-Secret-1", {token_url_destination(url)})
