@@ -4,6 +4,7 @@ stray argument (a database that cannot be used included), progress on a terminal
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 import time
@@ -11,6 +12,18 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+
+
+def environment_variable(var: str) -> str:
+    """How an error names the environment variable `var` that was to hold a secret: by its
+    name when it is written as variable names are (upper case, digits, underscores), else
+    not at all, since what was given may be the secret itself, typed in the name's place."""
+    if re.fullmatch(r"[A-Z_][A-Z0-9_]*", var):
+        return f"the environment variable {var}"
+    return (
+        "the environment variable named (its name is not repeated: it is not written as "
+        "one, and may be a secret typed in its place)"
+    )
 
 
 def add_password_arguments(parser, *, what: str = "the password") -> None:
@@ -40,7 +53,7 @@ def read_password(options, *, required: bool = False) -> str | None:
         var = options["password_env"]
         password = os.environ.get(var)
         if not password:
-            raise CommandError(f"--password-env: the environment variable {var} is not set or is empty.")
+            raise CommandError(f"--password-env: {environment_variable(var)} is not set or is empty.")
         return password
     if required:
         raise CommandError("A password is required: give --password-stdin or --password-env VAR.")
@@ -66,7 +79,7 @@ def read_secret(options, *, name: str) -> str | None:
     if var := options.get(f"{option}_env"):
         secret = os.environ.get(var)
         if not secret:
-            raise CommandError(f"--{name}-env: the environment variable {var} is not set or is empty.")
+            raise CommandError(f"--{name}-env: {environment_variable(var)} is not set or is empty.")
         return secret
     return None
 

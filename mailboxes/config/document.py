@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
+from mailboxadmin.commands import environment_variable
 from mailboxadmin.validators import has_control_characters
 from mailboxes.config.schema import (
     MAILBOX_KEYS,
@@ -138,10 +139,10 @@ def _parse_secret(record: Record, key: Key, raw: dict, environ) -> None:
             raise BadValue(env_key, "must name an environment variable.")
         value = environ.get(var)
         if not value:
-            raise BadValue(env_key, f"the environment variable {var} is not set or is empty.")
+            raise BadValue(env_key, f"{environment_variable(var)} is not set or is empty.")
         if has_control_characters(value):
             raise BadValue(
-                env_key, f"the environment variable {var} holds a control character (such as a line break)."
+                env_key, f"{environment_variable(var)} holds a control character (such as a line break)."
             )
         record.secrets[key.name] = value
 

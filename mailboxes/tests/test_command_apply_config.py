@@ -198,6 +198,12 @@ def with_changes(section, index, **changes):
             "mailboxes[0] (fwd@contoso.test): password_env: the environment variable "
             "EMPTY_VAR is not set or is empty.",
         ),
+        (  # a password written where the variable's name goes is not repeated
+            with_changes("mailboxes", 0, password_env="Typed-Pa55word!"),
+            "mailboxes[0] (fwd@contoso.test): password_env: the environment variable named (its name "
+            "is not repeated: it is not written as one, and may be a secret typed in its place) is not "
+            "set or is empty.",
+        ),
         (
             {"users": [{"username": "a", "email": "a@contoso.test"}, {"username": "a"}]},
             "users[1] (a): username: also given at users[0]; each record appears once.",

@@ -118,6 +118,12 @@ def test_a_new_password_is_a_change(run, alice, monkeypatch):
             ["--password-env", "MISSING_PW"],
             r"^mailbox alice@contoso.test: --password-env: the environment variable MISSING_PW is not set",
         ),
+        (  # a password typed where the variable's name goes is not repeated
+            "alice@contoso.test",
+            ["--password-env", "Typed-Pa55word!"],
+            r"^mailbox alice@contoso.test: --password-env: the environment variable named \(its name is "
+            r"not repeated: it is not written as one, and may be a secret typed in its place\) is not set",
+        ),
         (
             "shared@contoso.test",
             ["--password-env", "ALICE_PASSWORD"],
