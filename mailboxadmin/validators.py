@@ -44,12 +44,21 @@ def control_character_message(label: str) -> str:
     return f"{label} contains a control character (such as a line break or tab). Remove it."
 
 
+# What Python makes of bytes that are not UTF-8 (read from a terminal, a file or an
+# environment variable with errors="surrogateescape"): no text, and nothing a mail
+# server could be sent.
+_UNDECODED_BYTE = re.compile("[\ud800-\udfff]")
+
+
 def refuse_control_characters(value: str, *, field: str, label: str) -> None:
     """Refuse a credential holding a control character (a line break, tab, NUL …) when it
     is set: no mail server accepts one in a sign-in, and a CR/LF could end the protocol's
-    command early. Found only when testing, it was stored until then."""
+    command early. Found only when testing, it was stored until then. So are bytes that
+    are not UTF-8 text."""
     if has_control_characters(value):
         raise ValidationError({field: control_character_message(label)})
+    if _UNDECODED_BYTE.search(value):
+        raise ValidationError({field: f"{label} holds bytes that are not UTF-8 text. Give it as UTF-8 text."})
 
 
 def normalize_name(value: str) -> str:

@@ -151,6 +151,27 @@ def test_errors_name_the_mailbox_and_write_nothing(
     assert SECRET not in str(raised.value)
 
 
+def test_a_password_of_bytes_that_are_not_utf8_is_refused(run, alice, unchanged_database, monkeypatch):
+    # What Python makes of an environment variable (or a terminal) holding Latin-1 bytes.
+    monkeypatch.setenv("LATIN1_PW", "caf\udce9-Secret")
+
+    with unchanged_database(), pytest.raises(CommandError) as raised:
+        run(
+            "set_mailbox_credentials",
+            "alice@contoso.test",
+            "--username",
+            "alice",
+            "--password-env",
+            "LATIN1_PW",
+        )
+
+    assert str(raised.value) == (
+        "mailbox alice@contoso.test: --password-stdin/--password-env: The password holds bytes that are not "
+        "UTF-8 text. "
+        "Give it as UTF-8 text."
+    )
+
+
 def test_username_is_required(run, alice):
     with pytest.raises(CommandError, match="the following arguments are required: --username"):
         run("set_mailbox_credentials", "alice@contoso.test", "--password-env", "X")
