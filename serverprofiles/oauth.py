@@ -78,7 +78,10 @@ MICROSOFT_PERMISSIONS = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp", 
 
 def token_url_problem(url: str) -> str | None:
     """Why `url` cannot be a token URL, or None: https://, or http:// to a loopback address."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": a "[" without its "]"
+        return "Token URL must be an https URL such as https://login.example.com/oauth2/token."
     try:
         parts.port  # noqa: B018 (raises for a port out of range)
     except ValueError:

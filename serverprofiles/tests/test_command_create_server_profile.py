@@ -233,6 +233,26 @@ def test_oauth2_profile_without_client_secret_names_the_flag(run, org, unchanged
             r"credentials; they need --auth profile-credentials\.$",
         ),
         (
+            [
+                "--name",
+                "Bad token URL",
+                *IMAP,
+                "--auth",
+                "oauth2",
+                "--oauth-provider",
+                "other",
+                "--oauth-token-url",
+                "https://[login.contoso.test/token",
+                "--oauth-client-id",
+                "app-id",
+                "--oauth-scope",
+                "mail",
+                "--client-secret-env",
+                "PW",
+            ],
+            r'^email server profile "Bad token URL": --oauth-token-url: Token URL must be an https URL',
+        ),
+        (
             ["--name", "Empty env", *IMAP, "--auth", "profile-credentials", "--password-env", "UNSET_VAR"],
             r'^email server profile "Empty env": --password-env: the environment '
             r"variable UNSET_VAR is not set",

@@ -73,6 +73,14 @@ def test_missing_secret_is_shown_on_its_field(sysadmin_client):
     assert not EmailServerProfile.objects.exists()
 
 
+def test_a_malformed_token_url_is_refused_on_its_field(sysadmin_client):
+    response = create_on_page(sysadmin_client, oauth_token_url="https://[login.contoso.test/token")
+
+    assert response.status_code == 200
+    assert "Token URL must be an https URL" in field_block(response, "oauth_token_url")
+    assert not EmailServerProfile.objects.exists()
+
+
 def test_a_refused_form_never_shows_the_typed_secret_or_key_again(sysadmin_client):
     key = '{"client_email": "svc@example.test", "private_key": "Typed-Key-Material-77"}'
     response = create_on_page(sysadmin_client, oauth_provider="google", oauth_service_account_key=key)
@@ -188,6 +196,18 @@ def test_admin_adds_an_oauth_profile_and_never_shows_its_secret(client_for, sysa
     for url in (ADMIN, f"{ADMIN}{profile.pk}/change/", f"{ADMIN}{profile.pk}/history/"):
         content = client.get(url).content.decode()
         assert SECRET not in content and stored_secret_column("Modern IMAP") not in content, url
+
+
+def test_admin_refuses_a_malformed_token_url_on_its_field(client_for, sysadmin):
+    response = client_for(sysadmin).post(
+        ADMIN + "add/", admin_data(oauth_token_url="https://[login.contoso.test/token")
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["oauth_token_url"] == [
+        "Token URL must be an https URL such as https://login.example.com/oauth2/token."
+    ]
+    assert not EmailServerProfile.objects.exists()
 
 
 def test_admin_read_only_role_gets_no_secret_input(client_for, readonly, sysadmin):

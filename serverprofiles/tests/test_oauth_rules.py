@@ -128,7 +128,13 @@ def test_other_requires_the_token_url():
 
 
 @pytest.mark.parametrize(
-    "url", ["http://login.example.test/token", "ftp://login.example.test/", "https://user:pw@login.test/"]
+    "url",
+    [
+        "http://login.example.test/token",
+        "ftp://login.example.test/",
+        "https://user:pw@login.test/",
+        "https://[login.example.test/token",  # no URL to urlsplit(): "Invalid IPv6 URL"
+    ],
 )
 def test_token_url_must_be_https(url):
     with rejected("oauth_token_url", "Token URL must"):
