@@ -1,10 +1,13 @@
 """SPEC 7 on the profile pages and in the admin: the OAuth fields, write-only secrets, who may
 change them."""
 
+import json
+
 import pytest
 from django.db import connection
 
 from serverprofiles.models import EmailServerProfile
+from serverprofiles.tests.test_oauth_rules import other_key_pem
 from tests.fixtures.admin import changeform_data
 from tests.fixtures.ui import field_block, page_form_data
 
@@ -78,6 +81,17 @@ def test_a_malformed_token_url_is_refused_on_its_field(sysadmin_client):
 
     assert response.status_code == 200
     assert "Token URL must be an https URL" in field_block(response, "oauth_token_url")
+    assert not EmailServerProfile.objects.exists()
+
+
+def test_a_service_account_key_that_is_not_rsa_is_refused_on_its_field(sysadmin_client):
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": other_key_pem("ec")})
+    response = create_on_page(sysadmin_client, oauth_provider="google", oauth_service_account_key=key)
+
+    assert response.status_code == 200
+    assert "Service Account Key holds no RSA private key in its private_key." in field_block(
+        response, "oauth_service_account_key"
+    )
     assert not EmailServerProfile.objects.exists()
 
 
