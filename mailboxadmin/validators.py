@@ -94,3 +94,18 @@ def validate_time_zone(value: str) -> None:
             code="invalid_time_zone",
             params={"value": value},
         )
+
+
+# The years a stored date and time may be in. Dates are stored in UTC and shown in the
+# organisation's time zone, each up to a day away from the value as entered: a date in
+# year 1 or 9999 can land outside the years Python's datetime holds, and fail to save.
+EARLIEST_YEAR, LATEST_YEAR = 2, 9998
+
+
+def validate_storable_datetime(value) -> None:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationError(
+            "Enter a date between the years %(earliest)s and %(latest)s.",
+            code="year_out_of_range",
+            params={"earliest": EARLIEST_YEAR, "latest": LATEST_YEAR},
+        )

@@ -58,7 +58,11 @@ def mailbox_password_destinations(profile) -> tuple[Destination, ...]:
 def token_url_destination(url: str) -> Destination:
     """Where an OAuth client secret or key goes: its token URL, as one destination (the
     URL's scheme and host compared case-insensitively, its path as typed)."""
-    parts = urlsplit((url or "").strip())
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed "[": no such URL is saved (P10), so nothing is sent to it
+        return Destination(url, None, TOKEN_URL)
     normalized = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
     return Destination(normalized, None, TOKEN_URL)
 

@@ -13,6 +13,7 @@ from mailboxadmin.validators import (
     is_https_url,
     normalize_name,
     refuse_control_characters,
+    validate_storable_datetime,
 )
 from serverprofiles.connectors.endpoints import MAX_TIMEOUT_MS
 
@@ -188,6 +189,7 @@ class EmailServerProfile(models.Model):
         "Process Email From",
         null=True,
         blank=True,
+        validators=[validate_storable_datetime],
         help_text="Mail received before this date and time is ignored.",
     )
     min_polling_interval = models.PositiveIntegerField(

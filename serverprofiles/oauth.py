@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Client, OAuth2Error
 from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from serverprofiles.connectors import outbound
@@ -79,7 +80,10 @@ MICROSOFT_PERMISSIONS = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp", 
 
 def token_url_problem(url: str) -> str | None:
     """Why `url` cannot be a token URL, or None: https://, or http:// to a loopback address."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": a "[" without its "]"
+        return "Token URL must be an https URL such as https://login.example.com/oauth2/token."
     try:
         parts.port  # noqa: B018 (raises for a port out of range)
     except ValueError:
@@ -113,8 +117,10 @@ def service_account_key_problem(text: str) -> str | None:
     ):
         return "Service Account Key must be a service account's JSON key (with client_email and private_key)."
     try:
-        RSAKey.import_key(key["private_key"])
-    except ValueError:
+        private_key = RSAKey.import_key(key["private_key"])
+    except (ValueError, JoseError):  # JoseError: a key of another type (EC, Ed25519)
+        private_key = None
+    if private_key is None or not private_key.is_private:  # a public key signs nothing
         return "Service Account Key holds no RSA private key in its private_key."
     return None
 

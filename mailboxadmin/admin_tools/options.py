@@ -42,6 +42,16 @@ def outcome_level(outcome) -> int:
     return messages.WARNING if outcome.updated else messages.ERROR
 
 
+def column_holds(column, value) -> bool:
+    """Whether `value` fits `column`: a query comparing the column with a value it cannot
+    hold ("abc", "²", 2**80 on SQLite) fails instead of matching nothing."""
+    try:
+        column.clean(value, None)
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
 class TolerantAutocompleteSelect(AutocompleteSelect):
     """Django's autocomplete, re-showing a refused form whose value is no id at all.
 
@@ -53,13 +63,7 @@ class TolerantAutocompleteSelect(AutocompleteSelect):
     def optgroups(self, name, value, attr=None):
         target = self.field.remote_field
         column = target.model._meta.get_field(target.field_name)
-        fitting = []
-        for item in value:
-            try:
-                column.clean(item, None)
-            except (ValidationError, ValueError, TypeError):
-                continue
-            fitting.append(item)
+        fitting = [item for item in value if column_holds(column, item)]
         return super().optgroups(name, fitting, attr)
 
 
@@ -71,12 +75,10 @@ class TolerantModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         model = self.queryset.model
         column = model._meta.get_field(self.to_field_name) if self.to_field_name else model._meta.pk
         for item in value:
-            try:
-                column.clean(item, None)
-            except (ValidationError, ValueError, TypeError):
+            if not column_holds(column, item):
                 raise ValidationError(
                     self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
-                ) from None
+                )
         return super()._check_values(value)
 
 
@@ -122,6 +124,21 @@ class ServiceModelAdmin(admin.ModelAdmin):
             obj.pk,
             obj,
         )
+
+    def response_action(self, request, queryset):
+        # Django selects the rows with pk__in=<the posted values>, a query that fails on a
+        # value the key cannot hold. The changelist posts ids only: such a value comes
+        # from a damaged form, so the action is refused before it runs.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(column_holds(self.opts.pk, value) for value in selected):
+            self.message_user(
+                request,
+                f"Nothing was changed: the selection holds a value that is not the id of any "
+                f"{self.opts.verbose_name}. Reload the page and select the rows again.",
+                messages.ERROR,
+            )
+            return None
+        return super().response_action(request, queryset)
 
     # Form fields that refuse a mangled value instead of failing on it --------------
 

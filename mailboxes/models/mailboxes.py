@@ -13,6 +13,7 @@ from mailboxadmin.validators import (
     has_control_characters,
     normalize_name,
     refuse_control_characters,
+    validate_storable_datetime,
 )
 from mailboxes.models.choices import (
     M8_MESSAGE,
@@ -226,6 +227,7 @@ class Mailbox(models.Model):
         "Process Email Received After",
         null=True,
         blank=True,
+        validators=[validate_storable_datetime],
         help_text="Only email received after this moment is processed; overrides the "
         "server profile's Process Email From.",
     )

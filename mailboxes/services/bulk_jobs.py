@@ -9,12 +9,13 @@ recording its progress (done / total) and each refused record's reasons.
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from mailboxadmin.outcomes import BulkOutcome
-from mailboxes.models import BulkJob, User
+from mailboxes.models import BulkJob, Mailbox, User
 from mailboxes.services.bulk import (
     CHUNK_SIZE,
     mailboxes_each,
@@ -32,13 +33,20 @@ from serverprofiles.models import EmailServerProfile
 # Selections larger than this run in the background (a module constant: tests lower it).
 BACKGROUND_THRESHOLD = 1000
 
+PROFILE_GONE = (
+    "The email server profile chosen for this action no longer exists (it was deleted after the "
+    "action was scheduled). Choose a profile and run Set Server Profile again."
+)
+
 
 def _run(action: str, ids: list[int], parameters: dict, actor) -> BulkOutcome:
     """Apply `action` to the mailboxes `ids`, in this process."""
     Action = BulkJob.Action
     if action == Action.SET_SERVER_PROFILE:
         profile_id = parameters.get("server_profile")
-        profile = EmailServerProfile.objects.get(pk=profile_id) if profile_id is not None else None
+        profile = EmailServerProfile.objects.filter(pk=profile_id).first() if profile_id is not None else None
+        if profile_id is not None and profile is None:  # deleted since it was chosen (unused: P8 allows it)
+            return _refuse_each(ids, ValidationError({"server_profile": PROFILE_GONE}))
         return mailboxes_set_server_profile(ids, server_profile=profile, actor=actor)
     if action == Action.SET_DELIVERY_METHODS:
         return mailboxes_set_delivery_methods(ids, **parameters, actor=actor)
@@ -57,6 +65,14 @@ def _run(action: str, ids: list[int], parameters: dict, actor) -> BulkOutcome:
             ids, lambda mailbox: mailbox_set_state(mailbox=mailbox, active=active, actor=actor)
         )
     raise ValueError(f"Unknown bulk action {action!r}.")
+
+
+def _refuse_each(ids: list[int], error: ValidationError) -> BulkOutcome:
+    """Each mailbox of `ids` (that still exists) refused for the same reason."""
+    outcome = BulkOutcome(model=Mailbox)
+    for email in Mailbox.objects.filter(pk__in=ids).order_by("pk").values_list("email", flat=True):
+        outcome.refuse(email, error)
+    return outcome
 
 
 def mailboxes_bulk_action(

@@ -395,3 +395,23 @@ def test_test_and_enable_needs_its_permission(client_for, make_user, alice):
     assert "test_and_enable" not in action_names(listing)
     assert "deactivate" in action_names(listing)
     assert messages_of(response) == ["No action selected."]
+
+
+# A damaged selection ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["abc", "²", "9" * 30])
+@pytest.mark.parametrize("action", ["deactivate", "set_server_profile", "test_and_enable"])
+def test_a_selected_value_that_is_no_id_refuses_the_action_with_a_message(
+    sysadmin_client, alice, action, value
+):
+    response = sysadmin_client.post(
+        CHANGELIST, {"action": action, "index": "0", "_selected_action": [str(alice.pk), value]}, follow=True
+    )
+
+    assert response.redirect_chain == [(CHANGELIST, 302)]
+    assert messages_of(response) == [
+        "Nothing was changed: the selection holds a value that is not the id of any mailbox. "
+        "Reload the page and select the rows again."
+    ]
+    assert (fresh(alice).state, fresh(alice).test_completed_on) == ("active", None)

@@ -73,6 +73,33 @@ def test_a_large_selection_is_scheduled_and_its_page_shows_the_result(
     assert LogEntry.objects.filter(user=sysadmin, object_id=str(three[0].pk), action_flag=2).exists()
 
 
+def test_a_job_whose_profile_was_deleted_meanwhile_refuses_each_mailbox_saying_why(
+    client_for, sysadmin, three, make_profile
+):
+    target = make_profile(name="Target IMAP")
+    job = BulkJob.objects.create(
+        action=BulkJob.Action.SET_SERVER_PROFILE,
+        parameters={"server_profile": target.pk},
+        mailbox_ids=[m.pk for m in three],
+        total=3,
+        requested_by=sysadmin,
+    )
+    target.delete()  # unused, so P8 allows it; the job is still waiting for the worker
+
+    bulk_jobs.bulk_job_run(job.pk)
+
+    content = client_for(sysadmin).get(f"/mailboxes/bulk-actions/{job.pk}/").content.decode()
+    assert 'Finished: <span class="bulk-job__progress">3 / 3</span> done.' in content
+    assert "0 changed, 3 refused." in content
+    for mailbox in three:
+        assert (
+            f"<td>{mailbox.email}</td><td>Server Profile: The email server profile chosen for this action "
+            "no longer exists (it was deleted after the action was scheduled)."
+        ) in content
+    kept = dict(Mailbox.objects.filter(pk__in=[m.pk for m in three]).values_list("pk", "server_profile"))
+    assert kept == {m.pk: m.server_profile_id for m in three}
+
+
 def test_a_selection_up_to_the_threshold_runs_in_the_request(client_for, sysadmin, three, threshold):
     response = run_action(client_for(sysadmin), "deactivate", three[:2])
 

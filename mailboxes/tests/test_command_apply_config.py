@@ -241,6 +241,17 @@ def with_changes(section, index, **changes):
             "form, e.g. 2025-01-31T00:00:00+00:00.",
         ),
         (
+            # Past datetime's range once in UTC: a traceback before the year range.
+            with_changes("server_profiles", 0, process_email_from="9999-12-31T23:59:59-01:00"),
+            "server_profiles[0] (Contoso IMAP): process_email_from: Enter a date between the years 2 "
+            "and 9998.",
+        ),
+        (
+            with_changes("mailboxes", 0, process_email_after="0001-01-01T00:00:00+01:00"),
+            "mailboxes[0] (fwd@contoso.test): process_email_after: Enter a date between the years 2 "
+            "and 9998.",
+        ),
+        (
             with_changes("server_profiles", 0, incoming_auth="profile-credentials", username="svc"),
             "server_profiles[0] (Contoso IMAP): password_env: Enter the password this "
             "profile authenticates with.",

@@ -79,6 +79,20 @@ def test_missing_secret_names_the_file_key(apply, db):
     assert not EmailServerProfile.objects.exists()
 
 
+def test_a_malformed_token_url_is_refused_naming_the_record_and_key(apply, db):
+    from django.core.management.base import CommandError
+
+    other = {**PROFILE, "oauth_provider": "other", "oauth_tenant_id": "", "oauth_scope": "mail"}
+    with pytest.raises(CommandError) as raised:
+        apply({"server_profiles": [{**other, "oauth_token_url": "https://[login.contoso.test/token"}]})
+
+    assert str(raised.value) == (
+        "server_profiles[0] (Modern IMAP): oauth_token_url: Token URL must be an https URL such as "
+        "https://login.example.com/oauth2/token."
+    )
+    assert not EmailServerProfile.objects.exists()
+
+
 def test_a_google_profile_takes_its_key_through_oauth_client_secret_env(apply, monkeypatch, db, oauth_server):
     key = oauth_server.add_service_account()
     monkeypatch.setenv("CLIENT_SECRET", json.dumps(key))

@@ -331,6 +331,18 @@ def test_command_without_selection_says_so(sysadmin_client):
     assert page_messages(response) == ["Deactivate: select one or more mailboxes first."]
 
 
+@pytest.mark.parametrize("value", ["²", "9" * 30])
+def test_a_selected_value_that_is_no_id_is_ignored_by_the_commands(
+    sysadmin_client, make_forward_mailbox, value
+):
+    mailbox = make_forward_mailbox()
+    response = sysadmin_client.post(
+        "/mailboxes/commands/", {"command": "deactivate", "selected": [mailbox.pk, value]}, follow=True
+    )
+    assert page_messages(response) == ["1 mailbox deactivated."]
+    assert Mailbox.objects.get(pk=mailbox.pk).state == "inactive"
+
+
 def test_command_goes_back_only_to_this_site(sysadmin_client, make_forward_mailbox):
     mailbox = make_forward_mailbox()
     response = sysadmin_client.post(

@@ -94,3 +94,47 @@ def test_the_zone_is_read_only_where_a_time_is_shown(sysadmin_client, django_ass
     # EXISTS). No query for the time zone: the list shows no time.
     with django_assert_num_queries(6):
         sysadmin_client.get("/mailboxes/", {"view": "all"})
+
+
+# Dates at the calendar's edge ----------------------------------------------------------
+
+YEAR_RANGE = "Enter a date between the years 2 and 9998."
+
+
+def test_a_date_past_the_year_range_is_refused_on_the_profile_form(sysadmin_client, profile, org):
+    # 9999-12-31 23:59 in New York is past the last moment a datetime holds once in UTC.
+    set_time_zone("America/New_York")
+    url = f"/serverprofiles/{profile.pk}/"
+    response = sysadmin_client.post(
+        url, page_form_data(sysadmin_client, url, process_email_from="9999-12-31T23:59")
+    )
+    assert response.status_code == 200
+    assert field_errors(response, "process_email_from") == [YEAR_RANGE]
+    profile.refresh_from_db()
+    assert profile.process_email_from is None
+
+
+def test_a_date_past_the_year_range_is_refused_on_the_mailbox_form(
+    sysadmin_client, make_forward_mailbox, org
+):
+    set_time_zone("America/New_York")
+    mailbox = make_forward_mailbox()
+    url = f"/mailboxes/{mailbox.pk}/"
+    response = sysadmin_client.post(
+        url, page_form_data(sysadmin_client, url, process_email_after="9999-12-31T23:59")
+    )
+    assert response.status_code == 200
+    assert field_errors(response, "process_email_after") == [YEAR_RANGE]
+    assert Mailbox.objects.get(pk=mailbox.pk).process_email_after is None
+
+
+def test_the_last_day_of_the_year_range_is_saved_and_shown_again(sysadmin_client, make_forward_mailbox, org):
+    set_time_zone("America/New_York")
+    mailbox = make_forward_mailbox()
+    url = f"/mailboxes/{mailbox.pk}/"
+    response = sysadmin_client.post(
+        url, page_form_data(sysadmin_client, url, process_email_after="9998-12-31T23:59")
+    )
+    assert response.status_code == 302
+    assert Mailbox.objects.get(pk=mailbox.pk).process_email_after == datetime(9999, 1, 1, 4, 59, tzinfo=UTC)
+    assert 'value="9998-12-31T23:59"' in sysadmin_client.get(url).content.decode()

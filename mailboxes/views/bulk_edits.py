@@ -17,15 +17,13 @@ from mailboxadmin.views import StaffPermissionMixin, safe_next_url
 from mailboxes.forms import SetDeliveryMethodsForm, SetServerProfileForm
 from mailboxes.models import BulkJob, Mailbox
 from mailboxes.services.bulk_jobs import mailboxes_bulk_action
+from mailboxes.views.filters import record_id
 from mailboxes.views.list_filters import MailboxListFilters
-
-# An id past the 64-bit range names no row (and SQLite cannot compare with it).
-_MAX_ID = 2**63
 
 
 def selection(values: list[str]) -> tuple[list[int], int]:
     """The ids of the selected mailboxes that exist, and how many selected values named none."""
-    wanted = {int(value) for value in values if value.isascii() and value.isdigit() and int(value) < _MAX_ID}
+    wanted = {pk for pk in map(record_id, values) if pk is not None}
     found = sorted(Mailbox.objects.filter(pk__in=wanted).values_list("pk", flat=True)) if wanted else []
     return found, len(set(values)) - len(found)
 

@@ -24,6 +24,7 @@ from mailboxes.services.mailboxes import (
     mailbox_set_state,
 )
 from mailboxes.services.testing import schedule_mailbox_tests
+from mailboxes.views.filters import record_id
 
 # The most rows one command acts on: a page of the list, with room to spare.
 MAX_SELECTED = 500
@@ -154,7 +155,7 @@ class MailboxCommandView(StaffPermissionMixin, View):
                 "mailboxes that match, tick the rows, and try again.",
             )
             return HttpResponseRedirect(back)
-        ids = [value for value in request.POST.getlist("selected") if value.isdigit()]
+        ids = [pk for pk in map(record_id, request.POST.getlist("selected")) if pk is not None]
         if not ids:
             messages.warning(request, f"{command.label}: select one or more mailboxes first.")
             return HttpResponseRedirect(back)

@@ -3,8 +3,8 @@ shown above the list with a link that removes it, each row linking to its own.""
 
 
 def record_id(value: str) -> int | None:
-    """The id a filter parameter names, or None when it names none (not digits, or past
-    the 64-bit range, which the database cannot compare with)."""
+    """The id a filter parameter or a selected row names, or None when it names none (not
+    ASCII digits, or past the 64-bit range, which the database cannot compare with)."""
     if value.isascii() and value.isdigit() and int(value) < 2**63:  # "²".isdigit() is True
         return int(value)
     return None

@@ -14,6 +14,7 @@ from django.http import QueryDict
 from mailboxadmin.views import MAX_SEARCH_LENGTH, MIN_PREFIX_LENGTH, search_filter
 from mailboxes.models import ApprovalStatus, Mailbox, TestStatus
 from mailboxes.models.search import mailbox_contains
+from mailboxes.views.filters import record_id
 
 FAILURE = TestStatus.FAILURE
 
@@ -32,9 +33,6 @@ SAVED_VIEWS = {
     "all": ("All Mailboxes", Q()),
 }
 DEFAULT_VIEW = "active"
-
-# An id past the 64-bit range names no profile (and SQLite cannot compare with it).
-_MAX_ID = 2**63
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,9 @@ class MailboxListFilters:
             mailboxes = mailboxes.filter(mailbox_contains(self.q, vendor=connections[mailboxes.db].vendor))
         elif self.q:
             mailboxes = mailboxes.filter(search_filter(self.q, ["name", "email"]))
-        if self.profile.isascii() and self.profile.isdigit():  # "²".isdigit() is True; int() refuses it
-            if int(self.profile) < _MAX_ID:
-                mailboxes = mailboxes.filter(server_profile_id=int(self.profile))
-            else:
-                mailboxes = mailboxes.none()
+        if self.profile.isascii() and self.profile.isdigit():  # other digits ("²") are ignored
+            profile_id = record_id(self.profile)  # None past the 64-bit range: no profile has it
+            if profile_id is None:
+                return mailboxes.none()
+            mailboxes = mailboxes.filter(server_profile_id=profile_id)
         return mailboxes

@@ -184,6 +184,19 @@ def test_bulk_delete_refuses_profiles_in_use_and_deletes_the_others(
     assert "fwd-a@example.test" in message
 
 
+def test_a_bulk_delete_whose_selection_holds_no_id_is_refused_with_a_message(sysadmin_client, make_profile):
+    unused = make_profile(name="Unused")
+    selection = {"action": "delete_selected", "index": "0", "_selected_action": [unused.pk, "²"]}
+
+    response = sysadmin_client.post(CHANGELIST, {**selection, "post": "yes"}, follow=True)
+
+    assert messages_of(response) == [
+        "Nothing was changed: the selection holds a value that is not the id of any email server "
+        "profile. Reload the page and select the rows again."
+    ]
+    assert EmailServerProfile.objects.filter(pk=unused.pk).exists()
+
+
 def test_unused_profile_is_deleted_through_the_service(sysadmin_client, sysadmin, make_profile):
     unused = make_profile(name="Unused")
 

@@ -1,8 +1,11 @@
+import json
+
 import pytest
 from django.core.management.base import CommandError
 
 from mailboxes.models import OrganizationSettings
 from serverprofiles.models import EmailServerProfile
+from serverprofiles.tests.test_oauth_rules import other_key_pem
 
 IMAP = [
     "--server-type",
@@ -233,6 +236,26 @@ def test_oauth2_profile_without_client_secret_names_the_flag(run, org, unchanged
             r"credentials; they need --auth profile-credentials\.$",
         ),
         (
+            [
+                "--name",
+                "Bad token URL",
+                *IMAP,
+                "--auth",
+                "oauth2",
+                "--oauth-provider",
+                "other",
+                "--oauth-token-url",
+                "https://[login.contoso.test/token",
+                "--oauth-client-id",
+                "app-id",
+                "--oauth-scope",
+                "mail",
+                "--client-secret-env",
+                "PW",
+            ],
+            r'^email server profile "Bad token URL": --oauth-token-url: Token URL must be an https URL',
+        ),
+        (
             ["--name", "Empty env", *IMAP, "--auth", "profile-credentials", "--password-env", "UNSET_VAR"],
             r'^email server profile "Empty env": --password-env: the environment '
             r"variable UNSET_VAR is not set",
@@ -251,6 +274,24 @@ def test_errors_name_the_profile_and_the_flag_and_write_nothing(
 
     assert "\n" not in str(raised.value)
     assert SECRET not in str(raised.value)
+
+
+def test_a_service_account_key_that_is_not_rsa_is_refused_in_one_line(
+    run, org, unchanged_database, monkeypatch
+):
+    key = {"client_email": "svc@p.iam.gserviceaccount.com", "private_key": other_key_pem("ed25519")}
+    monkeypatch.setenv("KEY_JSON", json.dumps(key))
+    google = ["--server-type", "imap-smtp", "--incoming-server", "imap.gmail.com"]
+    google += ["--outgoing-server", "smtp.gmail.com", "--auth", "oauth2", "--oauth-provider", "google"]
+    google += ["--oauth-client-id", "123"]
+
+    with unchanged_database(), pytest.raises(CommandError) as raised:
+        run("create_server_profile", "--name", "Google", *google, "--client-secret-env", "KEY_JSON")
+
+    assert str(raised.value) == (
+        'email server profile "Google": --client-secret-stdin/--client-secret-env: Service Account Key '
+        "holds no RSA private key in its private_key."
+    )
 
 
 def test_empty_standard_input_is_refused(run, org, unchanged_database):

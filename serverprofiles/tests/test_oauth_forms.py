@@ -1,10 +1,13 @@
 """SPEC 7 on the profile pages and in the admin: the OAuth fields, write-only secrets, who may
 change them."""
 
+import json
+
 import pytest
 from django.db import connection
 
 from serverprofiles.models import EmailServerProfile
+from serverprofiles.tests.test_oauth_rules import other_key_pem
 from tests.fixtures.admin import changeform_data
 from tests.fixtures.ui import field_block, page_form_data
 
@@ -70,6 +73,25 @@ def test_missing_secret_is_shown_on_its_field(sysadmin_client):
 
     assert response.status_code == 200
     assert "Enter the client secret" in field_block(response, "oauth_client_secret")
+    assert not EmailServerProfile.objects.exists()
+
+
+def test_a_malformed_token_url_is_refused_on_its_field(sysadmin_client):
+    response = create_on_page(sysadmin_client, oauth_token_url="https://[login.contoso.test/token")
+
+    assert response.status_code == 200
+    assert "Token URL must be an https URL" in field_block(response, "oauth_token_url")
+    assert not EmailServerProfile.objects.exists()
+
+
+def test_a_service_account_key_that_is_not_rsa_is_refused_on_its_field(sysadmin_client):
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": other_key_pem("ec")})
+    response = create_on_page(sysadmin_client, oauth_provider="google", oauth_service_account_key=key)
+
+    assert response.status_code == 200
+    assert "Service Account Key holds no RSA private key in its private_key." in field_block(
+        response, "oauth_service_account_key"
+    )
     assert not EmailServerProfile.objects.exists()
 
 
@@ -188,6 +210,18 @@ def test_admin_adds_an_oauth_profile_and_never_shows_its_secret(client_for, sysa
     for url in (ADMIN, f"{ADMIN}{profile.pk}/change/", f"{ADMIN}{profile.pk}/history/"):
         content = client.get(url).content.decode()
         assert SECRET not in content and stored_secret_column("Modern IMAP") not in content, url
+
+
+def test_admin_refuses_a_malformed_token_url_on_its_field(client_for, sysadmin):
+    response = client_for(sysadmin).post(
+        ADMIN + "add/", admin_data(oauth_token_url="https://[login.contoso.test/token")
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["oauth_token_url"] == [
+        "Token URL must be an https URL such as https://login.example.com/oauth2/token."
+    ]
+    assert not EmailServerProfile.objects.exists()
 
 
 def test_admin_read_only_role_gets_no_secret_input(client_for, readonly, sysadmin):

@@ -128,7 +128,13 @@ def test_other_requires_the_token_url():
 
 
 @pytest.mark.parametrize(
-    "url", ["http://login.example.test/token", "ftp://login.example.test/", "https://user:pw@login.test/"]
+    "url",
+    [
+        "http://login.example.test/token",
+        "ftp://login.example.test/",
+        "https://user:pw@login.test/",
+        "https://[login.example.test/token",  # no URL to urlsplit(): "Invalid IPv6 URL"
+    ],
 )
 def test_token_url_must_be_https(url):
     with rejected("oauth_token_url", "Token URL must"):
@@ -155,8 +161,25 @@ def test_google_refuses_a_key_that_is_not_a_service_account_key():
         profile_create(oauth_profile(oauth_provider=OAuthProvider.GOOGLE, secret=None, key='{"a": 1}'))
 
 
-def test_google_refuses_a_key_without_an_rsa_private_key():
-    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": "-----BEGIN..."})
+def other_key_pem(kind: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if kind == "rsa-public":
+        public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+        return public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.mark.parametrize("kind", ["not-a-key", "ec", "ed25519", "rsa-public"])
+def test_google_refuses_a_key_without_an_rsa_private_key(kind):
+    private_key = "-----BEGIN..." if kind == "not-a-key" else other_key_pem(kind)
+    key = json.dumps({"client_email": "svc@p.iam.gserviceaccount.com", "private_key": private_key})
     with rejected("oauth_service_account_key", "no RSA private key"):
         profile_create(oauth_profile(oauth_provider=OAuthProvider.GOOGLE, secret=None, key=key))
 
