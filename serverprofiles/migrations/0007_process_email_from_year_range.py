@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serverprofiles', '0005_oauth'),
+        ('serverprofiles', '0006_bind_oauth_secrets_to_servers'),
     ]
 
     operations = [
