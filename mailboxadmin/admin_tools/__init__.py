@@ -9,7 +9,7 @@ from mailboxadmin.admin_tools.forms import (
     key_file_field,
     password_field,
 )
-from mailboxadmin.admin_tools.options import ServiceModelAdmin, delete_selected, outcome_level
+from mailboxadmin.admin_tools.options import SelectionGuard, ServiceModelAdmin, delete_selected, outcome_level
 from mailboxadmin.admin_tools.pagination import (
     CappedCountPaginator,
     EstimatedCountPaginator,
@@ -19,6 +19,7 @@ from mailboxadmin.admin_tools.pagination import (
 __all__ = [
     "CappedCountPaginator",
     "EstimatedCountPaginator",
+    "SelectionGuard",
     "ServiceModelAdmin",
     "ServiceModelForm",
     "VersionedFormMixin",

@@ -82,7 +82,27 @@ class TolerantModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
-class ServiceModelAdmin(admin.ModelAdmin):
+class SelectionGuard:
+    """For a ModelAdmin: an action whose posted selection holds a value that is no id is
+    refused with a message, not a server error."""
+
+    def response_action(self, request, queryset):
+        # Django selects the rows with pk__in=<the posted values>, a query that fails on a
+        # value the key cannot hold. The changelist posts ids only: such a value comes
+        # from a damaged form, so the action is refused before it runs.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(column_holds(self.opts.pk, value) for value in selected):
+            self.message_user(
+                request,
+                f"Nothing was changed: the selection holds a value that is not the id of any "
+                f"{self.opts.verbose_name}. Reload the page and select the rows again.",
+                messages.ERROR,
+            )
+            return None
+        return super().response_action(request, queryset)
+
+
+class ServiceModelAdmin(SelectionGuard, admin.ModelAdmin):
     """Saves and deletes through the services, which validate, lock, check the version
     the editor read and write the history entry.
 
@@ -124,21 +144,6 @@ class ServiceModelAdmin(admin.ModelAdmin):
             obj.pk,
             obj,
         )
-
-    def response_action(self, request, queryset):
-        # Django selects the rows with pk__in=<the posted values>, a query that fails on a
-        # value the key cannot hold. The changelist posts ids only: such a value comes
-        # from a damaged form, so the action is refused before it runs.
-        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if not all(column_holds(self.opts.pk, value) for value in selected):
-            self.message_user(
-                request,
-                f"Nothing was changed: the selection holds a value that is not the id of any "
-                f"{self.opts.verbose_name}. Reload the page and select the rows again.",
-                messages.ERROR,
-            )
-            return None
-        return super().response_action(request, queryset)
 
     # Form fields that refuse a mangled value instead of failing on it --------------
 

@@ -8,7 +8,13 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
 from mailboxadmin import history
-from mailboxadmin.admin_tools import ServiceModelAdmin, ServiceModelForm, VersionedFormMixin, delete_selected
+from mailboxadmin.admin_tools import (
+    SelectionGuard,
+    ServiceModelAdmin,
+    ServiceModelForm,
+    VersionedFormMixin,
+    delete_selected,
+)
 from mailboxes.models import Queue, User
 from mailboxes.services.queues import queue_delete, queue_insert, queue_save
 from mailboxes.services.roles import may_administer_roles, may_change_account
@@ -128,7 +134,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class GroupAdmin(DjangoGroupAdmin):
+class GroupAdmin(SelectionGuard, DjangoGroupAdmin):
     """Groups are roles: only a System Administrator sees or changes them (SPEC 9)."""
 
     def has_module_permission(self, request):

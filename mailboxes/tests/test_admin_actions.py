@@ -415,3 +415,20 @@ def test_a_selected_value_that_is_no_id_refuses_the_action_with_a_message(
         "Reload the page and select the rows again."
     ]
     assert (fresh(alice).state, fresh(alice).test_completed_on) == ("active", None)
+
+
+def test_a_damaged_selection_of_groups_refuses_the_action_with_a_message(sysadmin_client):
+    from django.contrib.auth.models import Group
+
+    groups = "/admin/auth/group/"
+    kept = Group.objects.create(name="Kept")
+    data = {"action": "delete_selected", "index": "0", "_selected_action": [str(kept.pk), "abc"]}
+
+    response = sysadmin_client.post(groups, data, follow=True)
+
+    assert response.redirect_chain == [(groups, 302)]
+    assert messages_of(response) == [
+        "Nothing was changed: the selection holds a value that is not the id of any group. "
+        "Reload the page and select the rows again."
+    ]
+    assert Group.objects.filter(pk=kept.pk).exists()
