@@ -658,6 +658,51 @@ def test_unsetting_the_default_on_the_profile_page_is_a_settings_change_with_his
     assert settings_history() == ["sysadmin", "sysadmin"]
 
 
+def make_default(client, profile: EmailServerProfile) -> None:
+    url = f"/serverprofiles/{profile.pk}/"
+    client.post(url, page_form_data(client, url, make_default=True))
+
+
+def delete_profile(client, profile: EmailServerProfile, where: str):
+    """Delete `profile` on its page, on its admin page, or with the admin's bulk action."""
+    if where == "page":
+        return client.post(f"/serverprofiles/{profile.pk}/delete/")
+    if where == "admin":
+        return client.post(f"{PROFILE_ADMIN}{profile.pk}/delete/", {"post": "yes"}, follow=True)
+    selection = {"action": "delete_selected", "index": "0", "_selected_action": [profile.pk], "post": "yes"}
+    return client.post(PROFILE_ADMIN, selection, follow=True)
+
+
+@pytest.mark.parametrize("where", ["page", "admin", "admin bulk action"])
+def test_a_manager_cannot_unset_the_default_profile_by_deleting_it(as_role, manager, profile, where):
+    # The manager's account (and mailbox) exists first: the default profile is unused.
+    make_default(as_role("sysadmin"), profile)
+
+    response = delete_profile(as_role("manager"), profile, where)
+
+    assert EmailServerProfile.objects.filter(pk=profile.pk).exists()
+    settings = OrganizationSettings.load()
+    assert (settings.default_server_profile, settings.version) == (profile, 2)
+    assert settings_history() == ["sysadmin"]
+    shown = html.unescape(response.content.decode())
+    assert f'The email server profile "{profile.name}" is the default server profile' in shown
+    if where == "page":
+        assert response.status_code == 409
+
+
+@pytest.mark.parametrize("where", ["page", "admin", "admin bulk action"])
+def test_deleting_the_default_profile_unsets_the_default_as_a_settings_change(as_role, profile, where):
+    client = as_role("sysadmin")
+    make_default(client, profile)
+
+    delete_profile(client, profile, where)
+
+    assert not EmailServerProfile.objects.filter(pk=profile.pk).exists()
+    settings = OrganizationSettings.load()
+    assert (settings.default_server_profile, settings.version) == (None, 3)
+    assert settings_history() == ["sysadmin", "sysadmin"]
+
+
 def test_a_manager_cannot_make_a_new_profile_the_default_from_the_command_line(
     run, manager, unchanged_database
 ):
