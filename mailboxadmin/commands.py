@@ -1,6 +1,7 @@
 """What every management command shares: help with an example, reading secrets safely,
 naming the actor (whose permissions are checked), one-line errors that never echo a
-stray argument (a database that cannot be used included), progress on a terminal."""
+value given to the command (a database that cannot be used included), progress on a
+terminal."""
 
 import argparse
 import os
@@ -152,24 +153,64 @@ class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description and the example kept as written."""
 
 
-def hide_argument_values(message: str) -> str:
-    """argparse's error, without the values of arguments it did not recognise.
+# An unrecognised token shown as the option someone meant: words in lower case joined by
+# hyphens, as every option here is named. Any other token (a stray value, a secret) is
+# never shown.
+_OPTION_NAME = re.compile(r"--[a-z]+(-[a-z]+)*|-[A-Za-z]")
+# argparse's errors about an option that quote no value: kept as they are.
+_VALUE_FREE_DETAIL = re.compile(
+    r"expected (one|at most one|at least one|[0-9]+) arguments?|not allowed with argument .*"
+)
+_VALUE_FREE_MESSAGE = ("the following arguments are required:", "one of the arguments ")
+_NEVER_AN_ARGUMENT = "A password is never an argument: use --password-stdin or --password-env VAR."
 
-    Someone who types `--password secret` must not find the secret echoed in a CI log.
+
+def _option_names(tokens: str) -> str:
+    names = [token.split("=", 1)[0] for token in tokens.split()]
+    return " ".join(name for name in names if _OPTION_NAME.fullmatch(name))
+
+
+def hide_argument_values(message: str) -> str:
+    """argparse's error, naming the options concerned but never a value given to them.
+
+    Someone who types `--password secret` or `--password-stdin=secret` must not find the
+    secret echoed in a CI log, and argparse quotes what it refuses: an unrecognised
+    argument, a value given to a flag that takes none, an invalid choice or number. Only
+    the errors known to quote nothing are kept as they are.
     """
     prefix = "unrecognized arguments:"
-    if not message.startswith(prefix):
+    if message.startswith(prefix):
+        shown = _option_names(message[len(prefix) :])
+        named = f"{prefix} {shown}" if shown else "unrecognized arguments"
+        return f"{named} (values are not shown). {_NEVER_AN_ARGUMENT}"
+    if message.startswith(_VALUE_FREE_MESSAGE):
         return message
-    options = [token.split("=", 1)[0] for token in message[len(prefix) :].split() if token.startswith("-")]
-    shown = " ".join(options) if options else "(values not shown)"
-    return (
-        f"{prefix} {shown} (values are not shown). A password is never an argument: "
-        "use --password-stdin or --password-env VAR."
-    )
+    prefix = "ambiguous option:"
+    if message.startswith(prefix):
+        typed, _, matches = message[len(prefix) :].partition(" could match ")
+        shown = _option_names(typed) or "(not shown)"
+        return f"{prefix} {shown} could match {matches}"
+    argument = re.fullmatch(r"argument (?P<names>[^:]+): (?P<detail>.*)", message, re.DOTALL)
+    if argument is None:
+        return f"invalid arguments (values are not shown); see --help. {_NEVER_AN_ARGUMENT}"
+    names, detail = argument["names"], argument["detail"]
+    if _VALUE_FREE_DETAIL.fullmatch(detail):
+        return message
+    if detail.startswith("ignored explicit argument"):
+        where = " It reads the value from standard input." if names.endswith("-stdin") else ""
+        return f'argument {names}: takes no value (what followed "=" is not shown).{where}'
+    if detail.startswith("invalid choice:"):
+        _, found, choices = detail.rpartition(" (choose from ")
+        listed = f"; choose from {choices[:-1]}" if found and choices.endswith(")") else ""
+        return f"argument {names}: invalid choice (the value is not shown){listed}."
+    if kind := re.match(r"invalid ([A-Za-z_]+) value: ", detail):
+        return f"argument {names}: invalid {kind[1]} value (the value is not shown)."
+    return f"argument {names}: invalid value (the value is not shown)."
 
 
 class ScriptCommand(BaseCommand):
-    """A management command for scripted setup."""
+    """A management command for scripted setup (every command of the project): help with
+    an example, argument errors that quote no value, errors on one printable line."""
 
     example = ""  # shown at the end of --help
 

@@ -205,6 +205,9 @@ if BULK_JOB_RETENTION_DAYS < 1:
         f"BULK_JOB_RETENTION_DAYS: {BULK_JOB_RETENTION_DAYS} is not a number of days of 1 or more."
     )
 
+# Error reports (the DEBUG page, emails to ADMINS) never show a posted password or a key.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailboxadmin.error_reports.SecretsHiddenReporterFilter"
+
 # Security headers. The production values follow from DEBUG being off; behind a TLS
 # proxy set SECURE_PROXY_SSL_HEADER through the environment.
 SECURE_CONTENT_TYPE_NOSNIFF = True

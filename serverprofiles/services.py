@@ -129,10 +129,33 @@ def profiles_rebind_passwords(profile_ids, *, actor) -> int:
 
 @transaction.atomic
 def profile_delete(*, profile: EmailServerProfile, actor=None) -> None:
-    """Delete a profile; P8 refuses while any mailbox uses it, naming them."""
+    """Delete a profile; P8 refuses while any mailbox uses it, naming them.
+
+    The default profile is an organisation email setting (P7): deleting it unsets that
+    setting first, through its service (permission, new version, history), and is refused
+    to anyone who may not change the settings."""
+    from mailboxes.models import OrganizationSettings
+    from mailboxes.services.organization import (
+        may_change_organization_settings,
+        organization_default_profile_set,
+    )
+
     users = profile.mailboxes.order_by("email")
     total = users.count()
     if total:
         raise ProfileInUseError(profile, list(users.values_list("email", flat=True)[:20]), total)
+    # Locked until the profile is gone, so it cannot become the default meanwhile (the
+    # database would then clear the setting behind the settings' back).
+    settings, _ = OrganizationSettings.objects.select_for_update().get_or_create(pk=1)
+    if settings.default_server_profile_id == profile.pk:
+        if not may_change_organization_settings(actor):
+            raise ValidationError(
+                f'The email server profile "{profile.name}" is the default server profile for new '
+                "mailboxes, an organisation email setting, and only someone who may change the "
+                "email settings may delete it. Ask a System Administrator to make another "
+                "profile the default first.",
+                code="default_profile",
+            )
+        organization_default_profile_set(profile=profile, make_default=False, actor=actor)
     history.log_deletion(actor, profile)
     profile.delete()

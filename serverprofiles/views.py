@@ -235,7 +235,8 @@ class ProfileEditView(ProfileFormMixin, ServiceUpdateView):
 
 
 class ProfileDeleteView(StaffPermissionMixin, DetailView):
-    """GET asks to confirm; POST deletes, or (P8) lists the mailboxes that use the profile."""
+    """GET asks to confirm; POST deletes, or says why not: (P8) the mailboxes that use
+    the profile, or (P7) that it is the default and the user may not change the settings."""
 
     model = EmailServerProfile
     template_name = "serverprofiles/profile_delete.html"
@@ -248,6 +249,9 @@ class ProfileDeleteView(StaffPermissionMixin, DetailView):
             profile_delete(profile=self.object, actor=request.user)
         except ProfileInUseError as error:
             context = self.get_context_data(object=self.object, in_use=error)
+            return self.render_to_response(context, status=409)
+        except ValidationError as error:
+            context = self.get_context_data(object=self.object, refused=error)
             return self.render_to_response(context, status=409)
         messages.success(request, f"The email server profile “{self.object.name}” was deleted.")
         return HttpResponseRedirect(reverse("serverprofiles:list"))

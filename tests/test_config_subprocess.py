@@ -201,3 +201,50 @@ def test_a_password_given_as_an_argument_is_refused_and_not_echoed(database):
     assert "unrecognized arguments: --password (values are not shown)" in refused.stderr
     assert "hunter2-Secret" not in refused.stdout + refused.stderr
     assert dump(database) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["set_mailbox_credentials", "a@b.test", "--username", "u", "--password-stdin=hunter2-Secret"],
+        [
+            "create_forward_mailbox",
+            "--name",
+            "F",
+            "--email",
+            "f@b.test",
+            "--profile",
+            "P",
+            "--password-stdin=hunter2-Secret",
+        ],
+        [*PROFILE, "--auth", "oauth2", "--client-secret-stdin=hunter2-Secret"],
+        ["bootstrap_admin", "--password-stdin=hunter2-Secret"],
+        [*PROFILE, "--incoming-port", "hunter2-Secret"],
+    ],
+    ids=[
+        "set_mailbox_credentials",
+        "create_forward_mailbox",
+        "create_server_profile",
+        "bootstrap_admin",
+        "invalid-int",
+    ],
+)
+def test_a_value_given_to_an_option_is_not_echoed_in_its_error(database, argv):
+    before = dump(database)
+
+    refused = subprocess.run(
+        [sys.executable, str(MANAGE), *argv],
+        capture_output=True,
+        text=True,
+        env=environment(database),
+        cwd=MANAGE.parent,
+        timeout=120,
+    )
+
+    assert refused.returncode == 2
+    assert "error: argument --" in refused.stderr
+    assert (
+        "(the value is not shown)" in refused.stderr or '(what followed "=" is not shown)' in refused.stderr
+    )
+    assert "hunter2" not in refused.stdout + refused.stderr
+    assert dump(database) == before

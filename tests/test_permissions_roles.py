@@ -201,6 +201,39 @@ def test_the_admin_add_form_never_makes_a_staff_user_or_superuser(as_role, role)
     assert (newcomer.is_superuser, newcomer.is_staff, newcomer.groups.count()) == (False, False, 0)
 
 
+@pytest.mark.parametrize(("role", "shown"), [("manager", False), ("sysadmin", True)])
+def test_the_admin_add_form_offers_a_password_only_to_a_system_administrator(as_role, role, shown):
+    response = as_role(role).get("/admin/mailboxes/user/add/")
+
+    page = response.content.decode()
+    for field in ("usable_password", "password1", "password2"):
+        assert (f'name="{field}"' in page) is shown, field
+    assert ("password1" in response.context["adminform"].form.fields) is shown
+
+
+@pytest.mark.parametrize(("role", "usable"), [("manager", False), ("sysadmin", True)])
+def test_a_password_posted_to_the_admin_add_form_is_set_only_by_a_system_administrator(as_role, role, usable):
+    # A Manager who chose the password of an account a System Administrator later
+    # promotes could sign in as a System Administrator.
+    response = as_role(role).post(
+        "/admin/mailboxes/user/add/",
+        {
+            "username": "newhire",
+            "full_name": "New Hire",
+            "email": "newhire@example.test",
+            "usable_password": "true",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+    )
+
+    assert response.status_code == 302
+    newhire = User.objects.get(username="newhire")
+    assert newhire.has_usable_password() is usable
+    assert newhire.check_password(NEW_PASSWORD) is usable
+    assert Mailbox.objects.filter(user=newhire).exists()
+
+
 @pytest.mark.parametrize(
     ("role", "target"),
     [
@@ -442,6 +475,25 @@ def test_user_insert_refuses_a_staff_user_made_by_a_manager(manager):
     assert not User.objects.filter(username="rising").exists()
 
 
+def test_user_insert_refuses_a_password_set_by_a_manager(manager):
+    known = user_build(username="known", email="known@example.test", password=NEW_PASSWORD)
+
+    with pytest.raises(ValidationError, match="Only a System Administrator may set another person"):
+        user_insert(known, actor=manager)
+
+    assert not User.objects.filter(username="known").exists()
+
+
+@pytest.mark.parametrize("actor", ["sysadmin", None])
+def test_user_insert_accepts_a_password_set_by_a_system_administrator_or_an_internal_call(request, actor):
+    actor = request.getfixturevalue(actor) if actor else None
+    known = user_build(username="known", email="known@example.test", password=NEW_PASSWORD)
+
+    user = user_insert(known, actor=actor)
+
+    assert user.check_password(NEW_PASSWORD)
+
+
 def test_a_deactivated_system_administrators_account_stays_protected(accounts, manager):
     account = accounts["in_group"]
     account.is_active = False
@@ -601,6 +653,51 @@ def test_unsetting_the_default_on_the_profile_page_is_a_settings_change_with_his
 
     client.post(url, page_form_data(client, url, make_default=False))
 
+    settings = OrganizationSettings.load()
+    assert (settings.default_server_profile, settings.version) == (None, 3)
+    assert settings_history() == ["sysadmin", "sysadmin"]
+
+
+def make_default(client, profile: EmailServerProfile) -> None:
+    url = f"/serverprofiles/{profile.pk}/"
+    client.post(url, page_form_data(client, url, make_default=True))
+
+
+def delete_profile(client, profile: EmailServerProfile, where: str):
+    """Delete `profile` on its page, on its admin page, or with the admin's bulk action."""
+    if where == "page":
+        return client.post(f"/serverprofiles/{profile.pk}/delete/")
+    if where == "admin":
+        return client.post(f"{PROFILE_ADMIN}{profile.pk}/delete/", {"post": "yes"}, follow=True)
+    selection = {"action": "delete_selected", "index": "0", "_selected_action": [profile.pk], "post": "yes"}
+    return client.post(PROFILE_ADMIN, selection, follow=True)
+
+
+@pytest.mark.parametrize("where", ["page", "admin", "admin bulk action"])
+def test_a_manager_cannot_unset_the_default_profile_by_deleting_it(as_role, manager, profile, where):
+    # The manager's account (and mailbox) exists first: the default profile is unused.
+    make_default(as_role("sysadmin"), profile)
+
+    response = delete_profile(as_role("manager"), profile, where)
+
+    assert EmailServerProfile.objects.filter(pk=profile.pk).exists()
+    settings = OrganizationSettings.load()
+    assert (settings.default_server_profile, settings.version) == (profile, 2)
+    assert settings_history() == ["sysadmin"]
+    shown = html.unescape(response.content.decode())
+    assert f'The email server profile "{profile.name}" is the default server profile' in shown
+    if where == "page":
+        assert response.status_code == 409
+
+
+@pytest.mark.parametrize("where", ["page", "admin", "admin bulk action"])
+def test_deleting_the_default_profile_unsets_the_default_as_a_settings_change(as_role, profile, where):
+    client = as_role("sysadmin")
+    make_default(client, profile)
+
+    delete_profile(client, profile, where)
+
+    assert not EmailServerProfile.objects.filter(pk=profile.pk).exists()
     settings = OrganizationSettings.load()
     assert (settings.default_server_profile, settings.version) == (None, 3)
     assert settings_history() == ["sysadmin", "sysadmin"]

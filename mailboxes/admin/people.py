@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm, UsernameField
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
@@ -20,15 +20,40 @@ from mailboxes.services.queues import queue_delete, queue_insert, queue_save
 from mailboxes.services.roles import may_administer_roles, may_change_account
 from mailboxes.services.users import user_delete, user_insert, user_save
 
-# The fields of the user page only a System Administrator sees; left out of the form,
+# The fields of the user pages only a System Administrator sees; left out of the form,
 # a value posted for them is ignored.
-_ROLE_ONLY = {"password", "is_staff", "is_superuser", "groups", "user_permissions"}
+_ROLE_ONLY = {
+    "password",
+    "usable_password",
+    "password1",
+    "password2",
+    "is_staff",
+    "is_superuser",
+    "groups",
+    "user_permissions",
+}
 
 
 class UserAddForm(ServiceModelForm, AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("username", "full_name", "email")
+
+
+class UserAddWithoutPasswordForm(ServiceModelForm):
+    """The add form of anyone who may not set other people's passwords: no password
+    fields (the creation form declares them, so leaving them out of the fieldsets alone
+    would still read a posted password), and an account that cannot sign in until a
+    System Administrator sets its password, as on the user pages."""
+
+    class Meta:
+        model = User
+        fields = ("username", "full_name", "email")
+        field_classes = {"username": UsernameField}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.set_unusable_password()
 
 
 class UserEditForm(VersionedFormMixin, ServiceModelForm, UserChangeForm):
@@ -43,9 +68,10 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
     creating a user creates its mailbox, and changing the address or the active flag
     carries over to it (M12, M16).
 
-    Roles cannot rise (SPEC 9): without the roles permission, the page has no password,
-    superuser, staff, group or permission fields (so a posted value is ignored), the
-    password form is refused, and a System Administrator's account is read-only.
+    Roles cannot rise (SPEC 9): without the roles permission, the pages have no password,
+    superuser, staff, group or permission fields (so a posted value is ignored), a new
+    account gets an unusable password, the password form is refused, and a System
+    Administrator's account is read-only.
     """
 
     form = UserEditForm
@@ -85,7 +111,7 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and not may_administer_roles(request.user):
+        if not may_administer_roles(request.user):
             fieldsets = tuple(
                 (name, {**options, "fields": tuple(f for f in options["fields"] if f not in _ROLE_ONLY)})
                 for name, options in fieldsets
@@ -94,6 +120,11 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
             return fieldsets
         (name, options), *rest = fieldsets
         return ((name, {**options, "fields": (*options["fields"], "expected_version")}), *rest)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None and not may_administer_roles(request.user):
+            kwargs["form"] = UserAddWithoutPasswordForm
+        return super().get_form(request, obj, **kwargs)
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)

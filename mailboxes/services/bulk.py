@@ -46,7 +46,7 @@ from mailboxes.services.mailboxes import (
     mailbox_save,
     regarding_email_follow,
 )
-from mailboxes.services.roles import ROLE_FIELDS, check_can_change_roles
+from mailboxes.services.roles import ROLE_FIELDS, check_can_change_roles, check_can_set_password
 from mailboxes.services.users import regarding_errors
 from serverprofiles.models import EmailServerProfile
 
@@ -321,6 +321,7 @@ def users_insert(users: list[User], *, actor=None, via: str = "") -> list[User]:
         user.email = User.objects.normalize_email(user.email)
         try:
             check_can_change_roles(actor, user, [name for name in ROLE_FIELDS if getattr(user, name)])
+            check_can_set_password(actor, user)
         except ValidationError as error:
             failure = RecordFailed(index, error)
             break

@@ -61,3 +61,14 @@ def check_can_change_roles(actor, user: User, changed) -> None:
     }
     if refused:
         raise ValidationError(refused, code="role_change")
+
+
+def check_can_set_password(actor, user: User) -> None:
+    """Refuse (ValidationError) a new account with a usable password from anyone who is
+    not a System Administrator: other people's passwords are theirs alone to set, or a
+    Manager would know the password of an account later promoted."""
+    if not may_administer_roles(actor) and user.has_usable_password():
+        raise ValidationError(
+            {"password": "Only a System Administrator may set another person's password."},
+            code="password_change",
+        )

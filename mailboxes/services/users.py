@@ -10,7 +10,12 @@ from mailboxadmin import history
 from mailboxadmin.exceptions import StaleEditError
 from mailboxes.models import Mailbox, OrganizationSettings, User
 from mailboxes.services.mailboxes import mailbox_build, mailbox_save
-from mailboxes.services.roles import ROLE_FIELDS, check_can_change_account, check_can_change_roles
+from mailboxes.services.roles import (
+    ROLE_FIELDS,
+    check_can_change_account,
+    check_can_change_roles,
+    check_can_set_password,
+)
 
 # Mailbox errors that concern a field the user (or queue) form also has.
 _SHARED_FIELDS = {"email": "email"}
@@ -83,8 +88,9 @@ def user_build(
 @transaction.atomic
 def user_insert(user: User, *, actor=None, via: str = "") -> User:
     """Save a new user built by a form, and create its mailbox; only a System
-    Administrator creates a superuser or a staff user."""
+    Administrator creates a superuser or a staff user, or gives the account a password."""
     check_can_change_roles(actor, user, [field for field in ROLE_FIELDS if getattr(user, field)])
+    check_can_set_password(actor, user)
     user.email = User.objects.normalize_email(user.email)
     user.full_clean(exclude=["password"])
     user.save()

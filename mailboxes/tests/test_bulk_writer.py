@@ -58,6 +58,18 @@ def test_a_taken_username_is_refused_as_user_insert_refuses_it(make_user):
     assert not User.objects.filter(username="cid").exists()
 
 
+def test_a_password_set_by_a_manager_is_refused_as_user_insert_refuses_it(manager):
+    with pytest.raises(ValidationError) as single:
+        user_insert(new_users("ann", password="Known-Horse-Staple-5")[0], actor=manager)
+
+    with pytest.raises(RecordFailed) as bulk:
+        users_insert(new_users("cid") + new_users("ann", password="Known-Horse-Staple-5"), actor=manager)
+
+    assert bulk.value.index == 1
+    assert bulk.value.error.message_dict == single.value.message_dict
+    assert not User.objects.filter(username__in=["ann", "cid"]).exists()
+
+
 def test_a_user_whose_mailbox_breaks_a_rule_undoes_the_whole_call(make_forward_mailbox):
     make_forward_mailbox(email="taken@example.test")
     users = new_users("ann") + [user_build(username="ben", email="Taken@example.test")]

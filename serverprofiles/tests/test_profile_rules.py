@@ -1,6 +1,7 @@
 """Rules P1–P9: each rejects with its message on the right field, and accepts its neighbour."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from mailboxes.models import Mailbox, OrganizationSettings, TestStatus
@@ -315,6 +316,28 @@ def test_database_refuses_deleting_a_profile_in_use(profile, make_forward_mailbo
 
 def test_unused_profile_is_deleted(profile):
     profile_delete(profile=profile)
+    assert not EmailServerProfile.objects.filter(pk=profile.pk).exists()
+
+
+def test_the_default_profile_is_not_deleted_by_someone_who_may_not_change_the_settings(manager):
+    profile = profile_create(build(name="Default IMAP"), make_default=True)
+
+    with pytest.raises(ValidationError) as raised:
+        profile_delete(profile=profile, actor=manager)
+
+    assert 'The email server profile "Default IMAP" is the default server profile' in raised.value.messages[0]
+    assert EmailServerProfile.objects.filter(pk=profile.pk).exists()
+    assert OrganizationSettings.load().default_server_profile == profile
+
+
+def test_deleting_the_default_profile_unsets_it_with_a_new_settings_version(sysadmin):
+    profile = profile_create(build(), make_default=True)
+    version = OrganizationSettings.load().version
+
+    profile_delete(profile=profile, actor=sysadmin)
+
+    settings = OrganizationSettings.load()
+    assert (settings.default_server_profile, settings.version) == (None, version + 1)
     assert not EmailServerProfile.objects.filter(pk=profile.pk).exists()
 
 

@@ -1,11 +1,12 @@
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from mailboxadmin.commands import ScriptCommand
 from mailboxadmin.credentials import rotate_credentials
 
 
-class Command(BaseCommand):
+class Command(ScriptCommand):
     help = (
         "Re-encrypt every stored password with the first key of FIELD_ENCRYPTION_KEYS, in batches. "
         "Resumable: values already under the first key are left alone.\n\n"

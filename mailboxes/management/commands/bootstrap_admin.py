@@ -3,11 +3,11 @@ import string
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from mailboxadmin import history
-from mailboxadmin.commands import add_password_arguments, one_line, read_password
+from mailboxadmin.commands import ScriptCommand, add_password_arguments, one_line, read_password
 from mailboxes.models import User
 from mailboxes.services.users import user_create
 
@@ -15,7 +15,7 @@ GROUP = "System Administrator"
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
-class Command(BaseCommand):
+class Command(ScriptCommand):
     help = (
         "Create the first administrator: a superuser in the System Administrator group, "
         "unless an active superuser exists (then nothing changes). Without --password-stdin "

@@ -1,12 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from mailboxadmin.commands import add_actor_argument, resolve_actor
+from mailboxadmin.commands import ScriptCommand, add_actor_argument, resolve_actor
 from mailboxes.models import Mailbox
 from mailboxes.services.testing import can_test_mailboxes, run_mailbox_tests
 from serverprofiles.models import EmailServerProfile
 
 
-class Command(BaseCommand):
+class Command(ScriptCommand):
     help = (
         "Run Test & Enable now (not through the background queue) for the named mailboxes, the "
         "active mailboxes of a server profile, or all active mailboxes. Connections to each server "
