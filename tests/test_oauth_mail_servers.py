@@ -156,14 +156,38 @@ def test_a_token_for_another_mailbox_is_the_mail_servers_refusal(
     assert "Add-MailboxPermission" in incoming.message
 
 
-def test_thirty_mailboxes_of_one_profile_ask_for_one_token(make_oauth_profile, oauth_mailbox, oauth_server):
+def test_thirty_mailboxes_of_one_profile_ask_for_one_token(
+    make_oauth_profile, oauth_mailbox, oauth_server, monkeypatch
+):
     profile = make_oauth_profile(max_connections=10)
     mailboxes = [oauth_mailbox(profile) for _ in range(30)]
+    decrypted = []  # the profile's stored secret is decrypted once a run, too
+    stored_secret = EmailServerProfile.get_bound_oauth_secret
+
+    def decrypt(self):
+        decrypted.append(self.pk)
+        return stored_secret(self)
+
+    monkeypatch.setattr(EmailServerProfile, "get_bound_oauth_secret", decrypt)
 
     results = run_mailbox_tests([m.pk for m in mailboxes])
 
     assert [r.failed for r in results] == [False] * 30, [r.causes for r in results if r.failed][:2]
     assert oauth_server.requests["/token"] == 1
+    assert decrypted == [profile.pk]
+
+
+def test_within_a_run_a_secret_entered_again_is_the_one_used(make_oauth_profile, oauth_server):
+    # A run decrypts a profile's secret once: the stored value is its key, so a secret
+    # entered meanwhile is read anew (here a wrong one: the token endpoint refuses it).
+    profile = make_oauth_profile()
+    with oauth.token_run():
+        assert isinstance(oauth.profile_access_token(profile), str)
+        profile.set_oauth_client_secret("Wrong-Client-Secret-2")
+        refused = oauth.profile_access_token(profile)
+
+    assert refused.cause == Cause.TOKEN_REFUSED
+    assert oauth_server.requests["/token"] == 2
 
 
 def test_thirty_mailboxes_with_a_refused_client_ask_once(make_oauth_profile, oauth_mailbox, oauth_server):

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -450,6 +451,51 @@ def test_thirty_mailboxes_never_open_more_connections_than_the_profile_allows(
     assert counter.total == 60  # incoming and outgoing for each mailbox
     assert counter.maximum <= 3  # never more than the cap...
     assert counter.maximum > 1  # ...and yet concurrent
+
+
+def test_the_first_mailboxes_connect_while_the_rest_of_the_batch_is_planned(
+    make_test_server_profile, make_test_mailbox, no_approval_required, dovecot, smtp_servers, monkeypatch
+):
+    # Planning a batch takes time of its own (an OAuth mailbox ≈0.1 ms): the workers start
+    # on the first planned mailboxes instead of waiting for the whole batch. The last
+    # mailbox's planning waits here until a connection has been opened.
+    from mailboxes.services import testing
+    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
+
+    monkeypatch.setattr(testing, "DISPATCH_FIRST", 2)
+    counter = ConnectionCounter()
+    imap_proxy = CountingProxy((dovecot.plain_host, dovecot.imap_port), counter)
+    smtp_proxy = CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter)
+    planned, connected_before_last = [], []
+    plan = testing._plan
+
+    def plan_and_see(mailbox, org):
+        planned.append(mailbox.pk)
+        if len(planned) == len(mailboxes):
+            deadline = time.monotonic() + 5
+            while counter.total == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            connected_before_last.append(counter.total)
+        return plan(mailbox, org)
+
+    monkeypatch.setattr(testing, "_plan", plan_and_see)
+    try:
+        profile = make_test_server_profile(
+            incoming_server="127.0.0.1",
+            incoming_port=imap_proxy.port,
+            outgoing_port=smtp_proxy.port,
+            max_connections=2,
+        )
+        mailboxes = [make_test_mailbox(profile) for _ in range(6)]
+        results = run_mailbox_tests([m.pk for m in mailboxes])
+    finally:
+        imap_proxy.close()
+        smtp_proxy.close()
+
+    assert connected_before_last[0] > 0
+    assert sorted(r.mailbox_id for r in results) == sorted(m.pk for m in mailboxes)
+    assert not any(r.failed for r in results), [r.causes for r in results if r.failed]
+    assert (counter.total, counter.maximum) == (12, 2)
 
 
 def slot_statements(queries) -> list[str]:
