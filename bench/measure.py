@@ -43,6 +43,34 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / total if total else 0.0
 
 
+@dataclass(frozen=True)
+class Timed:
+    """One timed run of a piece of work: its wall time, how busy the machine's cores were
+    meanwhile (0–1), and the CPU this process used."""
+
+    wall: float
+    busy: float
+    process_cpu: float
+
+    @property
+    def machine_cpu(self) -> float:
+        """CPU seconds of the whole machine during the run (this process, the servers, …)."""
+        return self.busy * (os.cpu_count() or 1) * self.wall
+
+
+def timed(work):
+    """(Timed, what `work()` returned)."""
+    started, cpu_before, process_before = time.perf_counter(), cpu_times(), time.process_time()
+    result = work()
+    wall = time.perf_counter() - started
+    return Timed(wall, busy_share(cpu_before, cpu_times()), time.process_time() - process_before), result
+
+
+def median_run(runs: list[Timed]) -> Timed:
+    """The run of median wall time (the upper middle one of an even number)."""
+    return sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
+
+
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from bench.measure import MB, busy_share, cpu_times, ms, p50, rate, run_process, say
+from bench.measure import MB, median_run, ms, p50, rate, run_process, say, timed
 from bench.report import Row
 from mailboxadmin import encryption
 from mailboxes.models import ApprovalStatus, Mailbox
@@ -338,6 +338,10 @@ def bulk_set_server_profile(size: int, *, runs: int) -> list[Row]:
 # Issue 15: the servers share the two cores with the client, so the budget is wall time
 # (the hand-written connectors took 1.56 s).
 TEST_AND_ENABLE_BUDGET = 2.5
+# The thousand are tested this many times, and the median run is the figure: this machine's
+# CPU speed wanders (the same pure-Python loop takes 0.65 to 1.13 s minutes apart), and one
+# run of 2.5 s is at its mercy.
+THOUSAND_RUNS = 3
 
 
 def test_and_enable(*, runs: int) -> list[Row]:
@@ -390,25 +394,27 @@ def test_and_enable(*, runs: int) -> list[Row]:
             started = time.perf_counter()
             _check_results(run_mailbox_tests([single]))
             one.append(time.perf_counter() - started)
-        started, cpu_before, process_before = time.perf_counter(), cpu_times(), time.process_time()
-        results = run_mailbox_tests(many)
-        total = time.perf_counter() - started
-        busy, client_cpu = busy_share(cpu_before, cpu_times()), time.process_time() - process_before
-    _check_results(results, expected=count)
+        thousands = []
+        for _ in range(THOUSAND_RUNS):
+            run, results = timed(lambda: run_mailbox_tests(many))
+            _check_results(results, expected=count)
+            thousands.append(run)
+    median = median_run(thousands)
     ideal = count * p50(one) / cap
     cores = os.cpu_count() or 1
-    machine_cpu = busy * cores * total  # client, servers and PostgreSQL together
     return [
         Row(
             f"Test & Enable {count:,} mailboxes (cap {cap}), library clients ≤ {TEST_AND_ENABLE_BUDGET:g} s",
-            f"{total:.2f} s; {ms(client_cpu / count)} CPU per mailbox (testing process)",
-            total <= TEST_AND_ENABLE_BUDGET,
-            f"IMAP through IMAPClient, SMTP through smtplib. One mailbox: {ms(p50(one))} (p50 of {runs} "
-            f"runs; IMAP and SMTP login, results recorded); {count:,} × that ÷ {cap} = {ideal:.2f} s. "
-            f"Dovecot (plain IMAP) and aiosmtpd (own process) on loopback, sharing the machine with the "
-            f"client. During the {count:,}: the {cores} CPU cores were {busy:.0%} busy (client, servers, "
-            f"PostgreSQL and whatever else runs): {machine_cpu:.2f} s of CPU ({ms(machine_cpu / count)} "
-            f"per mailbox); the testing process used {client_cpu:.2f} s of it.",
+            f"{median.wall:.2f} s; {ms(median.process_cpu / count)} CPU per mailbox (testing process)",
+            median.wall <= TEST_AND_ENABLE_BUDGET,
+            f"p50 of {len(thousands)} runs ({', '.join(f'{run.wall:.2f}' for run in thousands)} s). IMAP "
+            f"through IMAPClient, SMTP through smtplib. One mailbox: {ms(p50(one))} (p50 of {runs} runs; "
+            f"IMAP and SMTP login, results recorded); {count:,} × that ÷ {cap} = {ideal:.2f} s. Dovecot "
+            f"(plain IMAP) and aiosmtpd (own process) on loopback, sharing the machine with the client. "
+            f"During the median run: the {cores} CPU cores were {median.busy:.0%} busy (client, servers, "
+            f"PostgreSQL and whatever else runs): {median.machine_cpu:.2f} s of CPU "
+            f"({ms(median.machine_cpu / count)} per mailbox); the testing process used "
+            f"{median.process_cpu:.2f} s of it.",
         )
     ]
 
