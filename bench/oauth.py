@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.measure import median_run, ms, say, timed
 from bench.report import Row
-from bench.scenarios import THOUSAND_RUNS, WARMUP
+from bench.scenarios import THOUSAND_RUNS, WARMUP, check_results
 from mailboxes.models import ApprovalStatus, Mailbox
 from serverprofiles.models import EmailServerProfile
 
@@ -157,7 +157,7 @@ def test_and_enable_oauth() -> list[Row]:
         # connections to PostgreSQL) with one mailbox outside the thousand.
         single, ids = ids[0], ids[1:]
         for _ in range(WARMUP):
-            _check(run_mailbox_tests([single]), expected=1)
+            check_results(run_mailbox_tests([single]))
         thousands, token_requests = [], []
         for _ in range(THOUSAND_RUNS):
             # Each run starts without a token, and asks for one.
@@ -167,7 +167,7 @@ def test_and_enable_oauth() -> list[Row]:
             # pass, so that its first login of the run reads the token the run asks for.
             time.sleep(1.5)
             run, results = timed(lambda: run_mailbox_tests(ids))
-            _check(results, expected=count)
+            check_results(results, expected=count)
             thousands.append(run)
             token_requests.append(token_server.requests["/token"])
     median = median_run(thousands)
@@ -189,10 +189,3 @@ def test_and_enable_oauth() -> list[Row]:
             f"per mailbox); the testing process used {median.process_cpu:.2f} s of it.",
         )
     ]
-
-
-def _check(results, *, expected: int) -> None:
-    failed = [r for r in results if r.failed or not r.tested]
-    if len(results) != expected or failed:
-        why = failed[0].causes if failed else "missing results"
-        raise RuntimeError(f"OAuth Test & Enable: {len(failed)} of {len(results)} failed: {why}")

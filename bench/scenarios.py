@@ -388,16 +388,16 @@ def test_and_enable(*, runs: int) -> list[Row]:
         )
         single, many = ids[0], ids[1:]
         for _ in range(WARMUP):
-            _check_results(run_mailbox_tests([single]))
+            check_results(run_mailbox_tests([single]))
         one = []
         for _ in range(runs):
             started = time.perf_counter()
-            _check_results(run_mailbox_tests([single]))
+            check_results(run_mailbox_tests([single]))
             one.append(time.perf_counter() - started)
         thousands = []
         for _ in range(THOUSAND_RUNS):
             run, results = timed(lambda: run_mailbox_tests(many))
-            _check_results(results, expected=count)
+            check_results(results, expected=count)
             thousands.append(run)
     median = median_run(thousands)
     ideal = count * p50(one) / cap
@@ -419,7 +419,7 @@ def test_and_enable(*, runs: int) -> list[Row]:
     ]
 
 
-def _check_results(results, *, expected: int = 1) -> None:
+def check_results(results, *, expected: int = 1) -> None:
     failed = [r for r in results if r.failed or not r.tested]
     if len(results) != expected or failed:
         detail = failed[0].causes or [failed[0].note] if failed else []

@@ -412,39 +412,41 @@ def test_finished_tests_are_recorded_together_in_a_fixed_number_of_queries(
 # Many mailboxes, in the background (A6) ------------------------------------------------
 
 
+@pytest.fixture
+def counted_profile(make_test_server_profile, dovecot, smtp_servers):
+    """make(**fields) -> (profile, counter): a profile whose IMAP and SMTP connections go
+    through proxies that count them, server-side. The proxies close when the test ends."""
+    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
+
+    proxies = []
+
+    def make(**fields):
+        counter = ConnectionCounter()
+        proxies.append(imap := CountingProxy((dovecot.plain_host, dovecot.imap_port), counter))
+        proxies.append(smtp := CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter))
+        profile = make_test_server_profile(
+            incoming_server="127.0.0.1", incoming_port=imap.port, outgoing_port=smtp.port, **fields
+        )
+        return profile, counter
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
 @pytest.mark.parametrize("batch_size", [500, 4])
 def test_thirty_mailboxes_never_open_more_connections_than_the_profile_allows(
-    make_test_server_profile,
-    make_test_mailbox,
-    no_approval_required,
-    dovecot,
-    smtp_servers,
-    monkeypatch,
-    batch_size,
+    counted_profile, make_test_mailbox, no_approval_required, monkeypatch, batch_size
 ):
     # With batches of 4 the next batch is loaded and started while the previous one is
     # still testing: the cap holds across batches, and every mailbox is recorded once.
     from mailboxes.services import testing
-    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
 
     monkeypatch.setattr(testing, "BATCH_SIZE", batch_size)
+    profile, counter = counted_profile(max_connections=3)
+    mailboxes = [make_test_mailbox(profile) for _ in range(30)]
 
-    counter = ConnectionCounter()
-    imap_proxy = CountingProxy((dovecot.plain_host, dovecot.imap_port), counter)
-    smtp_proxy = CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter)
-    try:
-        profile = make_test_server_profile(
-            incoming_server="127.0.0.1",
-            incoming_port=imap_proxy.port,
-            outgoing_port=smtp_proxy.port,
-            max_connections=3,
-        )
-        mailboxes = [make_test_mailbox(profile) for _ in range(30)]
-
-        results = run_mailbox_tests([m.pk for m in mailboxes])
-    finally:
-        imap_proxy.close()
-        smtp_proxy.close()
+    results = run_mailbox_tests([m.pk for m in mailboxes])
 
     assert sorted(r.mailbox_id for r in results) == sorted(m.pk for m in mailboxes)
     assert not any(r.failed for r in results), [r.causes for r in results if r.failed]
@@ -454,18 +456,16 @@ def test_thirty_mailboxes_never_open_more_connections_than_the_profile_allows(
 
 
 def test_the_first_mailboxes_connect_while_the_rest_of_the_batch_is_planned(
-    make_test_server_profile, make_test_mailbox, no_approval_required, dovecot, smtp_servers, monkeypatch
+    counted_profile, make_test_mailbox, no_approval_required, monkeypatch
 ):
     # Planning a batch takes time of its own (an OAuth mailbox ≈0.1 ms): the workers start
     # on the first planned mailboxes instead of waiting for the whole batch. The last
-    # mailbox's planning waits here until a connection has been opened.
+    # mailbox's planning waits here (polling, at most 5 s) until a connection is open.
     from mailboxes.services import testing
-    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
 
     monkeypatch.setattr(testing, "DISPATCH_FIRST", 2)
-    counter = ConnectionCounter()
-    imap_proxy = CountingProxy((dovecot.plain_host, dovecot.imap_port), counter)
-    smtp_proxy = CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter)
+    profile, counter = counted_profile(max_connections=2)
+    mailboxes = [make_test_mailbox(profile) for _ in range(6)]
     planned, connected_before_last = [], []
     plan = testing._plan
 
@@ -479,18 +479,7 @@ def test_the_first_mailboxes_connect_while_the_rest_of_the_batch_is_planned(
         return plan(mailbox, org)
 
     monkeypatch.setattr(testing, "_plan", plan_and_see)
-    try:
-        profile = make_test_server_profile(
-            incoming_server="127.0.0.1",
-            incoming_port=imap_proxy.port,
-            outgoing_port=smtp_proxy.port,
-            max_connections=2,
-        )
-        mailboxes = [make_test_mailbox(profile) for _ in range(6)]
-        results = run_mailbox_tests([m.pk for m in mailboxes])
-    finally:
-        imap_proxy.close()
-        smtp_proxy.close()
+    results = run_mailbox_tests([m.pk for m in mailboxes])
 
     assert connected_before_last[0] > 0
     assert sorted(r.mailbox_id for r in results) == sorted(m.pk for m in mailboxes)
@@ -524,7 +513,7 @@ def test_a_slot_goes_from_mailbox_to_mailbox_without_asking_the_database_again(
 
 
 def test_leases_are_renewed_while_the_run_goes_on_and_the_cap_holds(
-    make_test_server_profile, make_test_mailbox, no_approval_required, dovecot, smtp_servers, monkeypatch
+    counted_profile, make_test_mailbox, no_approval_required, monkeypatch
 ):
     # With leases renewed every few milliseconds the run renews its slots many times over
     # (one statement for all of them each time), and never opens more than the cap.
@@ -532,26 +521,12 @@ def test_leases_are_renewed_while_the_run_goes_on_and_the_cap_holds(
     from django.test.utils import CaptureQueriesContext
 
     from mailboxes.services import testing
-    from tests.fixtures.mailservers import ConnectionCounter, CountingProxy
 
     monkeypatch.setattr(testing, "RENEW_AHEAD", 0.02)
-    counter = ConnectionCounter()
-    imap_proxy = CountingProxy((dovecot.plain_host, dovecot.imap_port), counter)
-    smtp_proxy = CountingProxy((smtp_servers.host, smtp_servers.plain_port), counter)
-    try:
-        profile = make_test_server_profile(
-            incoming_server="127.0.0.1",
-            incoming_port=imap_proxy.port,
-            outgoing_port=smtp_proxy.port,
-            max_connections=2,
-            timeout_ms=1000,
-        )
-        mailboxes = [make_test_mailbox(profile) for _ in range(20)]
-        with CaptureQueriesContext(connection) as queries:
-            results = run_mailbox_tests([m.pk for m in mailboxes])
-    finally:
-        imap_proxy.close()
-        smtp_proxy.close()
+    profile, counter = counted_profile(max_connections=2, timeout_ms=1000)
+    mailboxes = [make_test_mailbox(profile) for _ in range(20)]
+    with CaptureQueriesContext(connection) as queries:
+        results = run_mailbox_tests([m.pk for m in mailboxes])
 
     assert len(results) == 20 and not any(r.failed for r in results), [r.causes for r in results]
     renewals = [
